@@ -1,0 +1,533 @@
+//! [`Reactor`]: the interest set, one poll, and the entry points for
+//! wake-ups and signals.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::interest::{Interest, Ready};
+use crate::signal::{SIGNAL_KEY, Signals};
+use crate::sys::{Peeked, Peeker};
+use crate::waker::{WakeState, Waker};
+
+/// How many kernel events one poll collects at most. More ready fds are not
+/// lost: they stay ready (level-triggered) and come with the next poll. 1024
+/// is polling's own default, 12 KiB of `epoll_event`s.
+const EVENTS_CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
+    Some(capacity) => capacity,
+    None => panic!("the events capacity is a non-zero constant"),
+};
+
+// User fds are their own keys: every non-negative `RawFd` must stay clear of
+// the reserved keys (polling's `usize::MAX`, our `SIGNAL_KEY`).
+const _: () = assert!((RawFd::MAX as u64) < SIGNAL_KEY as u64);
+
+/// Readiness of fds, a cross-thread wake-up, and POSIX signals, for one loop.
+///
+/// Interest is level-triggered (asyncio's meaning): an fd is reported by
+/// every [`poll`](Reactor::poll) for as long as it is ready. The fd number is
+/// the key; the caller keeps each registered fd open until it calls
+/// [`remove`](Reactor::remove) (or sets [`Interest::NONE`]).
+///
+/// A `Reactor` is `Send` (a loop may be built on one thread and run on
+/// another) but is used by one thread at a time; other threads reach it only
+/// through a [`Waker`]. Dropping it unwatches all its signals.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use evloop_reactor::{Interest, Reactor};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::new()?;
+/// let (mut a, b) = UnixStream::pair()?;
+/// reactor.set_interest(b.as_raw_fd(), Interest::READABLE)?;
+///
+/// let mut ready = Vec::new();
+/// assert_eq!(reactor.poll(Some(Duration::ZERO), &mut ready)?, 0);
+/// a.write_all(b"abc")?;
+/// assert_eq!(reactor.poll(Some(Duration::from_secs(1)), &mut ready)?, 1);
+/// assert_eq!(ready[0].fd, b.as_raw_fd());
+/// reactor.remove(b.as_raw_fd())?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Reactor {
+    /// The poller, shared with the wakers together with the `sleeping` flag.
+    wake: Arc<WakeState>,
+    /// Kernel events of the current full wait, reused across polls.
+    events: Events,
+    /// The cheap zero-timeout look (one system call on Linux).
+    peeker: Peeker,
+    /// The registered interest, indexed by fd (fds are small and dense).
+    interests: Vec<Interest>,
+    /// How many entries of `interests` are not empty.
+    registered: usize,
+    /// Watched signals, the self-pipe, and what has arrived.
+    signals: Signals,
+}
+
+impl Reactor {
+    /// Creates a reactor with nothing registered.
+    ///
+    /// # Errors
+    ///
+    /// The OS refuses an epoll instance, its eventfd or its timerfd (for
+    /// example `EMFILE` when the process is out of fds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::{Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let reactor = Reactor::new()?;
+    /// assert_eq!(reactor.interest(0), Interest::NONE);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            wake: Arc::new(WakeState::new(Poller::new()?)),
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            peeker: Peeker::new(EVENTS_CAPACITY),
+            interests: Vec::new(),
+            registered: 0,
+            signals: Signals::new(),
+        })
+    }
+
+    /// Sets the interest of `fd`: adds it, changes it, or (for
+    /// [`Interest::NONE`]) removes it.
+    ///
+    /// Level-triggered: the fd is reported on every poll while it stays ready.
+    /// A non-empty interest always reaches the kernel, even when unchanged, so
+    /// an fd number that was closed and reused without a `remove` is
+    /// registered afresh rather than silently left out.
+    ///
+    /// # Errors
+    ///
+    /// - `fd` is negative: `InvalidInput`, "invalid file descriptor: -1".
+    /// - `fd` is not open: the OS error, `EBADF` (as asyncio's `OSError`).
+    /// - `fd` cannot be polled (a regular file, a directory): `EPERM`.
+    /// - The kernel is out of memory or watches too many fds (`ENOMEM`,
+    ///   `ENOSPC`).
+    ///
+    /// The registered interest is unchanged after an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use evloop_reactor::{Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// reactor.set_interest(a.as_raw_fd(), Interest::READABLE)?;
+    /// reactor.set_interest(a.as_raw_fd(), Interest::BOTH)?;
+    /// assert_eq!(reactor.interest(a.as_raw_fd()), Interest::BOTH);
+    /// reactor.set_interest(a.as_raw_fd(), Interest::NONE)?;
+    /// assert_eq!(reactor.interest(a.as_raw_fd()), Interest::NONE);
+    ///
+    /// let err = reactor.set_interest(-1, Interest::READABLE).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid file descriptor: -1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_interest(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let index = fd_index(fd)?;
+        if interest.is_empty() {
+            return self.remove(fd);
+        }
+        let current = self.interest(fd);
+        let event = Event::new(index, interest.readable, interest.writable);
+        let poller = &self.wake.poller;
+        let result = if current.is_empty() {
+            add(poller, fd, event)
+        } else {
+            // Our table says registered, the kernel may disagree if the fd was
+            // closed and its number reused: then it is a fresh add.
+            match modify(poller, fd, event) {
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => add(poller, fd, event),
+                other => other,
+            }
+        };
+        result?;
+        if index >= self.interests.len() {
+            self.interests.resize(index + 1, Interest::NONE);
+        }
+        if current.is_empty() {
+            self.registered += 1;
+        }
+        self.interests[index] = interest;
+        Ok(())
+    }
+
+    /// Forgets `fd`; an fd that was not registered is fine.
+    ///
+    /// An fd that was closed while registered (the kernel answers `EBADF`,
+    /// `ENOENT` or `EPERM`) is dropped silently: closing already took it out
+    /// of the epoll set, unless the same open file lives on under a
+    /// `dup`licate fd (an epoll rule no user-space bookkeeping can fix).
+    ///
+    /// # Errors
+    ///
+    /// - `fd` is negative: `InvalidInput`, "invalid file descriptor: -1".
+    /// - Any other kernel refusal (none is known for a delete); the fd then
+    ///   stays registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use evloop_reactor::{Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let fd = a.as_raw_fd();
+    /// reactor.set_interest(fd, Interest::READABLE)?;
+    /// drop(a); // closed while registered: the caller broke the contract...
+    /// reactor.remove(fd)?; // ...and remove still succeeds.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn remove(&mut self, fd: RawFd) -> io::Result<()> {
+        let index = fd_index(fd)?;
+        if self.interest(fd).is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the fd is only lent to one `epoll_ctl(EPOLL_CTL_DEL)` call
+        // and not kept. Our contract is that the caller keeps a registered fd
+        // open until this call; if it broke it, the kernel answers EBADF
+        // (closed) or ENOENT (number reused by a file we never registered),
+        // both tolerated below, and a DEL on our own epoll set cannot affect
+        // any other owner's file.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        match self.wake.poller.delete(borrowed) {
+            Ok(()) => {}
+            Err(err) if is_gone(&err) => {}
+            Err(err) => return Err(err),
+        }
+        self.interests[index] = Interest::NONE;
+        self.registered -= 1;
+        Ok(())
+    }
+
+    /// What is registered for `fd` now ([`Interest::NONE`] if nothing,
+    /// including for negative numbers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::{Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let reactor = Reactor::new()?;
+    /// assert_eq!(reactor.interest(-1), Interest::NONE);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn interest(&self, fd: RawFd) -> Interest {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|index| self.interests.get(index))
+            .copied()
+            .unwrap_or(Interest::NONE)
+    }
+
+    /// Waits up to `timeout` for readiness and appends the ready fds to
+    /// `out`; returns how many it appended.
+    ///
+    /// `None` blocks until an fd is ready, a [`Waker`] wakes the reactor (after
+    /// [`prepare_sleep`](Reactor::prepare_sleep)) or a watched signal arrives.
+    /// A poll may also return 0 early, once, after a wake-up that came while
+    /// the reactor was not waiting. `EINTR` is retried inside with the time
+    /// that remains, never surfaced. Signals that arrived are collected for
+    /// [`take_signals`](Reactor::take_signals).
+    ///
+    /// On Linux every poll is one system call straight on the epoll fd
+    /// (`epoll_wait`, or `epoll_pwait2` for a nanosecond-precise timeout),
+    /// ready fds or not; only after a wake-up does it take a full
+    /// `polling::Poller::wait` (five more) to reset polling's notifier.
+    /// Timeouts are never rounded down (on kernels without `epoll_pwait2` they
+    /// are rounded up to whole milliseconds).
+    ///
+    /// # Errors
+    ///
+    /// The OS refuses the wait (none is expected on a working epoll
+    /// instance), or reading the signal pipe fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let mut ready = Vec::new();
+    /// let start = Instant::now();
+    /// assert_eq!(reactor.poll(Some(Duration::from_millis(2)), &mut ready)?, 0);
+    /// assert!(start.elapsed() >= Duration::from_millis(2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<usize> {
+        let before = out.len();
+        let poller = &self.wake.poller;
+        let timeout = match self.peeker.peek(poller, timeout) {
+            Ok(Peeked::Events(events)) => {
+                self.wake.awake();
+                collect(events, &self.interests, &mut self.signals, out)?;
+                return Ok(out.len() - before);
+            }
+            Ok(Peeked::Reset) => Some(Duration::ZERO),
+            Ok(Peeked::Unsupported) => timeout,
+            Err(err) => {
+                self.wake.awake();
+                return Err(err);
+            }
+        };
+        self.events.clear();
+        let waited = poller.wait(&mut self.events, timeout);
+        self.wake.awake();
+        waited?;
+        collect(self.events.iter(), &self.interests, &mut self.signals, out)?;
+        Ok(out.len() - before)
+    }
+
+    /// A cloneable, `Send + Sync` handle that wakes a poll blocked on another
+    /// thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let reactor = Reactor::new()?;
+    /// let waker = reactor.waker();
+    /// std::thread::spawn(move || waker.wake()).join().ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn waker(&self) -> Waker {
+        Waker::new(Arc::clone(&self.wake))
+    }
+
+    /// Announces that the loop thread may sleep: from now until the next poll
+    /// returns, [`Waker::wake`] really wakes it (one write, however many
+    /// wakes).
+    ///
+    /// Call it right before re-checking the cross-thread queue; then poll
+    /// with a non-zero timeout only if the queue is still empty. The crate
+    /// docs' wake-up protocol explains why no wake-up is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let waker = reactor.waker();
+    /// reactor.prepare_sleep();
+    /// // ... the queue turns out empty, but a wake came in meanwhile:
+    /// waker.wake();
+    /// assert_eq!(reactor.poll(None, &mut Vec::new())?, 0); // returns at once
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prepare_sleep(&self) {
+        self.wake.prepare_sleep();
+    }
+
+    /// Starts delivering `signum` to this reactor; idempotent.
+    ///
+    /// Any thread's reactor may watch signals (asyncio allows only the main
+    /// thread), and several reactors may watch the same signal: each is told.
+    /// After the first watch, a signal no longer has its default effect
+    /// (such as terminating the process) until the last watcher unwatches it.
+    ///
+    /// # Errors
+    ///
+    /// - Every error of [`validate_signal`](crate::validate_signal).
+    /// - The OS refuses the self-pipe or the handler (`EMFILE`, `EINVAL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.watch_signal(libc::SIGUSR1)?;
+    /// // SAFETY: raising a signal has no memory-safety preconditions.
+    /// unsafe { libc::raise(libc::SIGUSR1) };
+    /// reactor.poll(Some(Duration::ZERO), &mut Vec::new())?;
+    /// let mut signals = Vec::new();
+    /// reactor.take_signals(&mut signals);
+    /// assert_eq!(signals, [libc::SIGUSR1]);
+    /// assert!(reactor.unwatch_signal(libc::SIGUSR1)?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_signal(&mut self, signum: i32) -> io::Result<()> {
+        self.signals.watch(&self.wake.poller, signum)
+    }
+
+    /// Stops delivering `signum` to this reactor; `false` if it was not
+    /// watched.
+    ///
+    /// A delivery not yet taken is discarded. When no reactor in the process
+    /// watches the signal any more, its disposition becomes `SIG_DFL` (the
+    /// default action, as asyncio's `remove_signal_handler` does), not what it
+    /// was before the first watch.
+    ///
+    /// # Errors
+    ///
+    /// - `signum` is 0, negative or not below the platform's `NSIG`:
+    ///   `InvalidInput`, "invalid signal number N". (`SIGKILL` and `SIGSTOP`
+    ///   are never watched, so they give `Ok(false)`.)
+    /// - The OS refuses to restore `SIG_DFL`; the signal is unwatched anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// assert!(!reactor.unwatch_signal(libc::SIGHUP)?);
+    /// assert!(reactor.unwatch_signal(0).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unwatch_signal(&mut self, signum: i32) -> io::Result<bool> {
+        self.signals.unwatch(signum)
+    }
+
+    /// Appends the signals delivered since the last call, ascending, each at
+    /// most once however often it arrived. Signals are collected by
+    /// [`poll`](Reactor::poll).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let mut signals = Vec::new();
+    /// reactor.take_signals(&mut signals);
+    /// assert!(signals.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn take_signals(&mut self, out: &mut Vec<i32>) {
+        self.signals.take(out);
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("poller", &self.wake.poller)
+            .field("registered", &self.registered)
+            .field("sleeping", &self.wake.is_sleeping())
+            .field("signals", &self.signals)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns the kernel events of one wait into [`Ready`] entries on `out`
+/// (only what was asked for; nothing for an fd asked nothing of), and
+/// drains the signal pipe if it was among them.
+fn collect(
+    events: impl Iterator<Item = Event>,
+    interests: &[Interest],
+    signals: &mut Signals,
+    out: &mut Vec<Ready>,
+) -> io::Result<()> {
+    let mut signalled = false;
+    for event in events {
+        if event.key == SIGNAL_KEY {
+            signalled = true;
+            continue;
+        }
+        // Every other key is a registered fd (see `set_interest`); an
+        // unknown one is skipped rather than trusted.
+        let (Ok(fd), Some(wanted)) = (RawFd::try_from(event.key), interests.get(event.key)) else {
+            continue;
+        };
+        let ready = Ready {
+            fd,
+            readable: event.readable && wanted.readable,
+            writable: event.writable && wanted.writable,
+        };
+        if ready.readable || ready.writable {
+            out.push(ready);
+        }
+    }
+    if signalled {
+        signals.drain()?;
+    }
+    Ok(())
+}
+
+/// The index (and polling key) of `fd`, or the error asyncio gives for it.
+fn fd_index(fd: RawFd) -> io::Result<usize> {
+    usize::try_from(fd).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid file descriptor: {fd}"),
+        )
+    })
+}
+
+/// Adds `fd` to the poller, level-triggered.
+fn add(poller: &Poller, fd: RawFd, event: Event) -> io::Result<()> {
+    // SAFETY: polling asks that the fd be valid and deleted before it is
+    // closed. The fd is only lent to `epoll_ctl(EPOLL_CTL_ADD)`; a closed one
+    // makes the kernel answer EBADF, which goes back to the caller. Deleting
+    // before closing is our caller's contract (see `Reactor`); if it is
+    // broken, epoll drops the closed fd by itself and `remove` tolerates the
+    // resulting EBADF/ENOENT, so nothing dangles.
+    unsafe { poller.add_with_mode(fd, event, PollMode::Level) }
+}
+
+/// Changes the interest of a registered `fd`, level-triggered.
+fn modify(poller: &Poller, fd: RawFd, event: Event) -> io::Result<()> {
+    // SAFETY: the fd is only lent to one `epoll_ctl(EPOLL_CTL_MOD)` call and
+    // not kept; a closed or reused number makes the kernel answer EBADF or
+    // ENOENT on our own epoll set, never touch another owner's file.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    poller.modify_with_mode(borrowed, event, PollMode::Level)
+}
+
+/// Whether a delete failed because the fd is already gone from the epoll set:
+/// closed (`EBADF`), never there under this number (`ENOENT`), or a kind of
+/// file epoll refuses anyway (`EPERM`).
+fn is_gone(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EBADF | libc::ENOENT | libc::EPERM)
+    )
+}
