@@ -1,0 +1,89 @@
+//! evloop is floor 6, the facade: Python asyncio's event loop rebuilt in Rust. It re-exports the
+//! crates below it by name, as one API, and adds only glue (the [`prelude`]); it must never
+//! contain loop logic of its own, and no crate of the workspace may ever depend on it.
+//!
+//! Someone who knows asyncio finds every method under the name they know: [`EventLoop::call_soon`],
+//! [`EventLoop::call_later`], [`EventLoop::run_forever`], [`EventLoop::add_reader`],
+//! [`EventLoop::add_signal_handler`], [`EventLoop::set_exception_handler`] and the rest.
+//! Someone who knows Rust finds ordinary Rust: closures instead of `(callback, *args)`,
+//! [`Duration`](std::time::Duration) or `f64` seconds, `Result` instead of exceptions.
+//!
+//! | floor | crate | owns |
+//! |---|---|---|
+//! | 1 | `evloop-reactor` | fd readiness (epoll via `polling`), cross-thread wake-up, signal delivery |
+//! | 1 | `evloop-timer` | the hierarchical timer wheel |
+//! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
+//! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
+//! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo` |
+//! | 6 | `evloop` | this facade |
+//!
+//! # Examples
+//!
+//! asyncio's "Hello World" with `call_soon`:
+//!
+//! ```
+//! use evloop::EventLoop;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let lp = EventLoop::new()?;
+//!     let l2 = lp.clone();
+//!     lp.call_soon(move || {
+//!         println!("Hello World");
+//!         l2.stop();
+//!     })?;
+//!     lp.run_forever()?;
+//!     lp.close()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Tasks, `sleep` and the executor, with the prelude's extension traits:
+//!
+//! ```
+//! use evloop::prelude::*;
+//!
+//! let lp = EventLoop::new()?;
+//! let l2 = lp.clone();
+//! let answer = lp.run_until_complete(async move {
+//!     let forty = l2.create_task(async {
+//!         sleep(0.01).await?;
+//!         Ok::<_, TaskError>(40)
+//!     })?;
+//!     let two = l2.run_in_executor(None, || 1 + 1)?.await?;
+//!     Ok::<_, TaskError>(forty.await?? + two)
+//! })??;
+//! assert_eq!(answer, 42);
+//! lp.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use evloop_sched::{
+    Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
+    Exception, ExceptionHandler, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop, TimerHandle,
+    default_exception_handler, get_running_loop,
+};
+
+// Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.
+pub use evloop_task::{
+    AnyTask, CallbackId, CleanupId, Error as TaskError, LoopFuture, LoopTaskExt, NewTask,
+    ShutdownCleanups, Sleep, Task, TaskFactory, all_tasks, all_tasks_of, current_task,
+    eager_task_factory, sleep,
+};
+
+// Floor 4: the executor bridge.
+pub use evloop_exec::{
+    AddrInfo, AddrInfoHints, Executor, LoopExecExt, MAX_DEFAULT_WORKERS, Resolve, ResolveError,
+    ShutdownDefaultExecutor,
+};
+
+/// The floor-1 building blocks, for users who want them à la carte.
+pub mod raw {
+    pub use evloop_reactor::{Interest, Reactor, Ready, Waker};
+    pub use evloop_timer::{TimerKey, TimerWheel};
+}
+
+/// The names most programs need, for `use evloop::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
+    pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
+}

@@ -1,0 +1,258 @@
+//! Watching file descriptors and POSIX signals: `add_reader`, `add_writer`,
+//! `add_signal_handler` and their removal.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::panic::Location;
+use std::rc::Rc;
+
+use evloop_reactor::Interest;
+
+use crate::handle::{Callback, Repeating};
+use crate::{Error, EventLoop};
+
+fn invalid_fd(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid file descriptor: {fd}"),
+    )
+}
+
+/// One past the highest signal number (Linux: `SIGRTMAX + 1`).
+fn nsig() -> i32 {
+    libc::SIGRTMAX() + 1
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Reader,
+    Writer,
+}
+
+impl EventLoop {
+    /// Calls `f` on every iteration while `fd` is readable (level-triggered, as asyncio), until
+    /// [`remove_reader`](EventLoop::remove_reader). A second `add_reader` on the same fd replaces
+    /// the first callback.
+    ///
+    /// The loop neither owns nor borrows `fd`: remove the reader before closing it. An fd closed
+    /// while watched is dropped from the kernel's set, and a later `remove_reader` still works.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::closed`] (as an `io::Error`) if the loop is closed;
+    /// - `InvalidInput` "invalid file descriptor: -1" for a negative fd;
+    /// - the OS error (`EBADF`) for an fd that is not open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{io::{Read, Write}, os::fd::AsRawFd, os::unix::net::UnixStream};
+    /// use evloop::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let (mut rsock, mut wsock) = UnixStream::pair()?;
+    /// let fd = rsock.as_raw_fd();
+    /// let l2 = lp.clone();
+    /// lp.add_reader(fd, move || {
+    ///     let mut buf = [0; 16];
+    ///     let n = rsock.read(&mut buf).unwrap();
+    ///     assert_eq!(&buf[..n], b"abc");
+    ///     l2.remove_reader(fd);
+    ///     l2.stop();
+    /// })?;
+    /// wsock.write_all(b"abc")?;
+    /// lp.run_forever()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn add_reader(&self, fd: RawFd, f: impl FnMut() + 'static) -> io::Result<()> {
+        self.add_watch(
+            fd,
+            Side::Reader,
+            Repeating::new_entry(f, Location::caller()),
+        )
+    }
+
+    /// Calls `f` on every iteration while `fd` is writable, until
+    /// [`remove_writer`](EventLoop::remove_writer). As [`add_reader`](EventLoop::add_reader)
+    /// otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_reader`](EventLoop::add_reader).
+    #[track_caller]
+    pub fn add_writer(&self, fd: RawFd, f: impl FnMut() + 'static) -> io::Result<()> {
+        self.add_watch(
+            fd,
+            Side::Writer,
+            Repeating::new_entry(f, Location::caller()),
+        )
+    }
+
+    /// Stops watching `fd` for reading. Returns true if a reader was registered; false otherwise,
+    /// and always false on a closed loop.
+    pub fn remove_reader(&self, fd: RawFd) -> bool {
+        self.remove_watch(fd, Side::Reader)
+    }
+
+    /// Stops watching `fd` for writing. Returns true if a writer was registered; false otherwise,
+    /// and always false on a closed loop.
+    pub fn remove_writer(&self, fd: RawFd) -> bool {
+        self.remove_watch(fd, Side::Writer)
+    }
+
+    fn add_watch(&self, fd: RawFd, side: Side, cb: Rc<dyn Callback>) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(Error::closed().into());
+        }
+        if fd < 0 {
+            return Err(invalid_fd(fd));
+        }
+        let inner = &*self.inner;
+        let old = {
+            let mut watches = inner.watches.borrow_mut();
+            let watch = watches.entry(fd).or_default();
+            let interest = match side {
+                Side::Reader => Interest {
+                    readable: true,
+                    writable: watch.writer.is_some(),
+                },
+                Side::Writer => Interest {
+                    readable: watch.reader.is_some(),
+                    writable: true,
+                },
+            };
+            let registered = match inner.reactor.borrow_mut().as_mut() {
+                Some(reactor) => reactor.set_interest(fd, interest),
+                None => Err(Error::closed().into()),
+            };
+            if let Err(err) = registered {
+                if watch.reader.is_none() && watch.writer.is_none() {
+                    watches.remove(&fd);
+                }
+                return Err(err);
+            }
+            match side {
+                Side::Reader => watch.reader.replace(cb),
+                Side::Writer => watch.writer.replace(cb),
+            }
+        };
+        // The replaced callback is dropped outside every borrow.
+        if let Some(old) = old {
+            old.cancel();
+        }
+        Ok(())
+    }
+
+    fn remove_watch(&self, fd: RawFd, side: Side) -> bool {
+        let inner = &*self.inner;
+        let removed = {
+            let mut watches = inner.watches.borrow_mut();
+            let Some(watch) = watches.get_mut(&fd) else {
+                return false;
+            };
+            let removed = match side {
+                Side::Reader => watch.reader.take(),
+                Side::Writer => watch.writer.take(),
+            };
+            if removed.is_none() {
+                return false;
+            }
+            let interest = Interest {
+                readable: watch.reader.is_some(),
+                writable: watch.writer.is_some(),
+            };
+            if interest.is_empty() {
+                watches.remove(&fd);
+            }
+            if let Some(reactor) = inner.reactor.borrow_mut().as_mut() {
+                let outcome = if interest.is_empty() {
+                    reactor.remove(fd)
+                } else {
+                    reactor.set_interest(fd, interest)
+                };
+                if outcome.is_err() {
+                    // The fd was closed behind our back: the kernel already forgot it.
+                    let _ = reactor.remove(fd);
+                }
+            }
+            removed
+        };
+        if let Some(cb) = removed {
+            cb.cancel();
+        }
+        true
+    }
+
+    /// Calls `f` (on the loop's thread, on a later iteration; never inside the signal handler)
+    /// each time signal `signum` arrives. A second call for the same signal replaces the first
+    /// handler.
+    ///
+    /// Any thread's loop may install handlers (asyncio allows only the main thread); several loops
+    /// watching one signal each get it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::closed`] (as an `io::Error`) if the loop is closed;
+    /// - `InvalidInput` "invalid signal number N" outside `1..NSIG`;
+    /// - `InvalidInput` "sig 9 cannot be caught" for SIGKILL and SIGSTOP;
+    /// - the OS error if the handler cannot be installed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let l2 = lp.clone();
+    /// lp.add_signal_handler(libc::SIGUSR1, move || l2.stop())?;
+    /// // SAFETY: raise() only queues SIGUSR1, which now has a handler.
+    /// unsafe { libc::raise(libc::SIGUSR1) };
+    /// lp.run_forever()?;
+    /// assert!(lp.remove_signal_handler(libc::SIGUSR1)?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn add_signal_handler(&self, signum: i32, f: impl FnMut() + 'static) -> io::Result<()> {
+        let cb = Repeating::new_entry(f, Location::caller());
+        if self.is_closed() {
+            return Err(Error::closed().into());
+        }
+        evloop_reactor::validate_signal(signum)?;
+        let inner = &*self.inner;
+        match inner.reactor.borrow_mut().as_mut() {
+            Some(reactor) => reactor.watch_signal(signum)?,
+            None => return Err(Error::closed().into()),
+        }
+        let old = inner.signal_handlers.borrow_mut().insert(signum, cb);
+        if let Some(old) = old {
+            old.cancel();
+        }
+        Ok(())
+    }
+
+    /// Removes the handler of `signum` and restores the default disposition. Returns true if a
+    /// handler was installed; false otherwise (SIGKILL and SIGSTOP included), and on a closed loop.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` "invalid signal number N" outside `1..NSIG`;
+    /// - the OS error if the disposition cannot be restored.
+    pub fn remove_signal_handler(&self, signum: i32) -> io::Result<bool> {
+        if !(1..nsig()).contains(&signum) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid signal number {signum}"),
+            ));
+        }
+        let inner = &*self.inner;
+        let Some(old) = inner.signal_handlers.borrow_mut().remove(&signum) else {
+            return Ok(false);
+        };
+        old.cancel();
+        if let Some(reactor) = inner.reactor.borrow_mut().as_mut() {
+            reactor.unwatch_signal(signum)?;
+        }
+        Ok(true)
+    }
+}
