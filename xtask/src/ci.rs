@@ -1,0 +1,175 @@
+//! `cargo xtask ci`: every check the project has, in the order CI runs them.
+//!
+//! The first failure stops the run; the error names the step and repeats the
+//! failed command line. At the end the time of each step and of the whole run
+//! is printed, with everything that was skipped.
+
+use std::time::{Duration, Instant};
+
+use crate::cmd::{Cmd, Result, human};
+use crate::{examples, layers, tidy};
+
+/// One step of the run. It returns the names of what it skipped.
+struct Step {
+    name: &'static str,
+    run: fn() -> Result<Vec<String>>,
+}
+
+/// The steps, in order: cheap checks first, so a formatting slip fails in seconds.
+const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        run: clippy,
+    },
+    Step {
+        name: "build",
+        run: build,
+    },
+    Step {
+        name: "test",
+        run: test,
+    },
+    Step {
+        name: "doc",
+        run: doc,
+    },
+    Step {
+        name: "layers",
+        run: layers::run,
+    },
+    Step {
+        name: "tidy",
+        run: tidy::run,
+    },
+    Step {
+        name: "examples",
+        run: examples::run,
+    },
+    Step {
+        name: "bench smoke",
+        run: bench_smoke,
+    },
+];
+
+fn fmt() -> Result<Vec<String>> {
+    Cmd::cargo().args(["fmt", "--all", "--check"]).run()?;
+    Ok(Vec::new())
+}
+
+fn clippy() -> Result<Vec<String>> {
+    Cmd::cargo()
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
+    Ok(Vec::new())
+}
+
+/// Builds every target, examples included.
+fn build() -> Result<Vec<String>> {
+    Cmd::cargo()
+        .args(["build", "--workspace", "--all-targets"])
+        .run()?;
+    Ok(Vec::new())
+}
+
+/// Unit, integration and doc tests.
+fn test() -> Result<Vec<String>> {
+    Cmd::cargo().args(["test", "--workspace"]).run()?;
+    Ok(Vec::new())
+}
+
+fn doc() -> Result<Vec<String>> {
+    Cmd::cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
+    Ok(Vec::new())
+}
+
+/// The benchmarks at 1/100 scale in the debug build the tests already made;
+/// it fails on a wrong result, never on a time.
+fn bench_smoke() -> Result<Vec<String>> {
+    Cmd::cargo()
+        .args(["run", "-p", "evloop-bench", "--", "--smoke"])
+        .run()?;
+    Ok(Vec::new())
+}
+
+/// Runs every step; see the module docs.
+pub(crate) fn run() -> Result {
+    let started = Instant::now();
+    let mut times: Vec<(&str, Duration)> = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, step) in STEPS.iter().enumerate() {
+        println!("\n==> ci step {}/{}: {}", i + 1, STEPS.len(), step.name);
+        let step_started = Instant::now();
+        let outcome = (step.run)();
+        times.push((step.name, step_started.elapsed()));
+        match outcome {
+            Ok(names) => skipped.extend(names.into_iter().map(|n| format!("{}: {n}", step.name))),
+            Err(e) => {
+                print_times(&times);
+                return Err(format!(
+                    "ci step {}/{} ({}) failed after {}: {e}",
+                    i + 1,
+                    STEPS.len(),
+                    step.name,
+                    human(started.elapsed())
+                ));
+            }
+        }
+    }
+    print_times(&times);
+    let skipped = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; SKIPPED: {}", skipped.join(", "))
+    };
+    println!(
+        "ci: ok, {} steps passed in {}{skipped}",
+        STEPS.len(),
+        human(started.elapsed())
+    );
+    Ok(())
+}
+
+fn print_times(times: &[(&str, Duration)]) {
+    println!("\nci: step times");
+    for (name, time) in times {
+        println!("  {name:<12} {:>12}", human(*time));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_run_in_the_documented_order() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "fmt",
+                "clippy",
+                "build",
+                "test",
+                "doc",
+                "layers",
+                "tidy",
+                "examples",
+                "bench smoke"
+            ]
+        );
+    }
+}
