@@ -13,6 +13,8 @@
 //! | 1 | `evloop-reactor` | fd readiness (epoll via `polling`), cross-thread wake-up, signal delivery |
 //! | 1 | `evloop-timer` | the hierarchical timer wheel |
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
+//! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
+//! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo` |
 //! | 6 | `evloop` | this facade |
 //!
 //! # Examples
@@ -34,11 +36,44 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Tasks, `sleep` and the executor, with the prelude's extension traits:
+//!
+//! ```
+//! use evloop::prelude::*;
+//!
+//! let lp = EventLoop::new()?;
+//! let l2 = lp.clone();
+//! let answer = lp.run_until_complete(async move {
+//!     let forty = l2.create_task(async {
+//!         sleep(0.01).await?;
+//!         Ok::<_, TaskError>(40)
+//!     })?;
+//!     let two = l2.run_in_executor(None, || 1 + 1)?.await?;
+//!     Ok::<_, TaskError>(forty.await?? + two)
+//! })??;
+//! assert_eq!(answer, 42);
+//! lp.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use evloop_sched::{
     Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
     Exception, ExceptionHandler, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop, TimerHandle,
     default_exception_handler, get_running_loop,
+};
+
+// Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.
+pub use evloop_task::{
+    AnyTask, CallbackId, CleanupId, Error as TaskError, LoopFuture, LoopTaskExt, NewTask,
+    ShutdownCleanups, Sleep, Task, TaskFactory, all_tasks, all_tasks_of, current_task,
+    eager_task_factory, sleep,
+};
+
+// Floor 4: the executor bridge.
+pub use evloop_exec::{
+    AddrInfo, AddrInfoHints, Executor, LoopExecExt, MAX_DEFAULT_WORKERS, Resolve, ResolveError,
+    ShutdownDefaultExecutor,
 };
 
 /// The floor-1 building blocks, for users who want them à la carte.
@@ -50,4 +85,5 @@ pub mod raw {
 /// The names most programs need, for `use evloop::prelude::*;`.
 pub mod prelude {
     pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
+    pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
 }

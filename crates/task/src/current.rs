@@ -1,0 +1,226 @@
+//! The running task of this thread, the per-loop task registry, and [`AnyTask`]: a task seen
+//! without its output type (`current_task()`, `all_tasks()`, the task factory).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use evloop_sched::{EventLoop, get_running_loop};
+
+use crate::Error;
+use crate::core::{Node, Status};
+use crate::factory::TaskFactory;
+
+thread_local! {
+    /// The task whose step runs now on this thread.
+    static CURRENT: RefCell<Option<Rc<dyn Node>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn current_node() -> Option<Rc<dyn Node>> {
+    CURRENT.with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+}
+
+/// Makes `node` the current task; returns the previous one, to restore with [`restore`].
+pub(crate) fn enter(node: Rc<dyn Node>) -> Option<Rc<dyn Node>> {
+    CURRENT.with(|c| c.replace(Some(node)))
+}
+
+pub(crate) fn restore(prev: Option<Rc<dyn Node>>) {
+    let mine = CURRENT.with(|c| c.replace(prev));
+    drop(mine);
+}
+
+pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
+    std::ptr::addr_eq(Rc::as_ptr(a), Rc::as_ptr(b))
+}
+
+/// The loop's live tasks: a slab of weak references, so registering and finishing a task is
+/// O(1) and the registry never keeps a task alive.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: RefCell<Vec<Option<Weak<dyn Node>>>>,
+    free: RefCell<Vec<usize>>,
+    /// The close hook that breaks waker cycles is registered once per loop.
+    hooked: Cell<bool>,
+    /// The loop's task factory (kept here so `create_task` looks up one per-loop value).
+    pub(crate) factory: RefCell<Option<TaskFactory>>,
+}
+
+impl Registry {
+    /// Registers a new task; returns its slot.
+    pub(crate) fn insert(self: &Rc<Self>, lp: &EventLoop, node: Weak<dyn Node>) -> u32 {
+        if !self.hooked.replace(true) {
+            let weak = Rc::downgrade(self);
+            lp.on_close(move || {
+                if let Some(reg) = weak.upgrade() {
+                    reg.break_cycles();
+                }
+            });
+        }
+        let slot = self.free.borrow_mut().pop();
+        let mut slots = self.slots.borrow_mut();
+        let i = match slot {
+            Some(i) => {
+                slots[i] = Some(node);
+                i
+            }
+            None => {
+                slots.push(Some(node));
+                slots.len() - 1
+            }
+        };
+        // More than 2^32 live tasks would not fit in memory; saturate rather than wrap.
+        u32::try_from(i).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn remove(lp: &EventLoop, slot: u32) {
+        let reg = lp.local::<Registry>();
+        let Ok(slot) = usize::try_from(slot) else {
+            return;
+        };
+        let old = reg.slots.borrow_mut().get_mut(slot).and_then(Option::take);
+        if old.is_some() {
+            reg.free.borrow_mut().push(slot);
+        }
+        drop(old);
+    }
+
+    fn live(&self) -> Vec<Rc<dyn Node>> {
+        self.slots
+            .borrow()
+            .iter()
+            .filter_map(|w| w.as_ref().and_then(Weak::upgrade))
+            .collect()
+    }
+
+    /// At `close()`: a pending task owns its waker (to wake itself on cancel) and the futures it
+    /// awaits own it back; dropping those wakers lets the tasks the loop no longer holds be
+    /// dropped, and reported as destroyed while pending.
+    fn break_cycles(&self) {
+        for node in self.live() {
+            node.clear_wakers();
+            if let Some(waiter) = node.task_info().and_then(|i| i.take_waiter_node()) {
+                waiter.clear_wakers();
+            }
+        }
+    }
+}
+
+/// A task seen without its output type: what [`current_task`], [`all_tasks`] and a task
+/// factory hand out. It can be named, asked and cancelled, not awaited.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::EventLoop;
+/// use evloop::{LoopTaskExt, current_task};
+///
+/// let lp = EventLoop::new()?;
+/// let name = lp.run_until_complete(async { current_task().map(|t| t.name()) })?;
+/// assert!(name.is_some_and(|n| n.starts_with("Task-")));
+/// assert!(current_task().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct AnyTask {
+    pub(crate) node: Rc<dyn Node>,
+}
+
+impl AnyTask {
+    fn info(&self) -> &crate::task::TaskInfo {
+        // Only task cores are wrapped in an AnyTask (see `current_task`, `all_tasks`, `NewTask`).
+        self.node
+            .task_info()
+            .unwrap_or_else(|| unreachable!("an AnyTask always wraps a task"))
+    }
+
+    /// The task's name (`Task-N` unless set).
+    pub fn name(&self) -> String {
+        self.info().name()
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.info().set_name(name.into());
+    }
+
+    /// True once the task finished, failed or was cancelled.
+    pub fn done(&self) -> bool {
+        self.node.status() != Status::Pending
+    }
+
+    /// True if the task ended cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.node.status() == Status::Cancelled
+    }
+
+    /// Requests cancellation, as [`Task::cancel`](crate::Task::cancel).
+    pub fn cancel(&self, msg: Option<&str>) -> bool {
+        self.node.clone().cancel_node(msg.map(Arc::from))
+    }
+
+    /// How many times `cancel` was called on this task while it was pending (asyncio's
+    /// `cancelling()`).
+    pub fn cancelling(&self) -> u32 {
+        self.info().cancelling()
+    }
+
+    /// The loop the task runs on.
+    pub fn get_loop(&self) -> EventLoop {
+        self.node.event_loop().clone()
+    }
+
+    /// True if `self` and `other` are the same task.
+    pub fn ptr_eq(&self, other: &AnyTask) -> bool {
+        same_node(&self.node, &other.node)
+    }
+}
+
+impl fmt::Debug for AnyTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.node.describe())
+    }
+}
+
+/// The task running now on this thread (asyncio's `current_task()`), or `None` outside a task.
+///
+/// # Examples
+///
+/// See [`AnyTask`].
+pub fn current_task() -> Option<AnyTask> {
+    current_node().map(|node| AnyTask { node })
+}
+
+/// The pending tasks of the loop running on this thread (asyncio's `all_tasks()`).
+///
+/// # Errors
+///
+/// - a loop error with `is_not_running()` outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::EventLoop;
+/// use evloop::{LoopTaskExt, all_tasks, sleep};
+///
+/// let lp = EventLoop::new()?;
+/// let _sleeper = lp.create_task(async { sleep(10.0).await })?;
+/// let n = lp.run_until_complete(async { all_tasks().map(|t| t.len()) })??;
+/// assert_eq!(n, 2); // the sleeper and the task run_until_complete made
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn all_tasks() -> Result<Vec<AnyTask>, Error> {
+    let lp = get_running_loop()?;
+    Ok(all_tasks_of(&lp))
+}
+
+/// The pending tasks of `lp`, running or not.
+pub fn all_tasks_of(lp: &EventLoop) -> Vec<AnyTask> {
+    lp.local::<Registry>()
+        .live()
+        .into_iter()
+        .filter(|n| n.status() == Status::Pending)
+        .map(|node| AnyTask { node })
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! [`LoopTaskExt`]: the loop methods of this floor, on `evloop_sched::EventLoop`.
+
+use std::future::Future;
+
+use evloop_sched::{EventLoop, get_running_loop};
+
+use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
+use crate::core::Core;
+use crate::current::{AnyTask, Registry};
+use crate::factory::{NewTask, TaskFactory};
+use crate::step::{self, TaskInfo};
+use crate::{Error, LoopFuture, Task};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for evloop_sched::EventLoop {}
+}
+
+/// Futures and tasks on [`EventLoop`]: asyncio's `create_future`, `create_task`,
+/// `run_until_complete`, `set_task_factory`/`get_task_factory`, and an async clean-up registry
+/// (the analogue of `shutdown_asyncgens`). In scope through `use evloop::prelude::*`.
+pub trait LoopTaskExt: sealed::Sealed {
+    /// A pending [`LoopFuture`] bound to this loop (also on a closed loop, as asyncio's).
+    ///
+    /// # Examples
+    ///
+    /// See [`LoopFuture`].
+    fn create_future<T: 'static>(&self) -> LoopFuture<T>;
+
+    /// Wraps `fut` in a [`Task`] and schedules its first step (through the task factory, if
+    /// one is set). Any `Future + 'static` works; it need not be `Send`.
+    ///
+    /// # Errors
+    ///
+    /// - a loop error with `is_closed()` on a closed loop;
+    /// - what the task factory returns.
+    ///
+    /// # Examples
+    ///
+    /// See [`Task`].
+    fn create_task<F>(&self, fut: F) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// Runs the loop until `fut` (wrapped in a task) completes, and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// - a loop error: closed (`is_closed()`), already running, or another loop runs here;
+    /// - [`Error::is_stopped`] if the loop was stopped before `fut` completed (the task stays
+    ///   pending: a later call with the same task can finish it);
+    /// - the task's error: cancelled, or failed (a panic inside `fut`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// assert_eq!(lp.run_until_complete(async { 1 + 2 })?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn run_until_complete<F>(&self, fut: F) -> Result<F::Output, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// Sets the task factory (`None` restores the default).
+    ///
+    /// # Examples
+    ///
+    /// See [`NewTask`].
+    fn set_task_factory(&self, factory: Option<TaskFactory>);
+
+    /// The task factory, `None` by default.
+    fn get_task_factory(&self) -> Option<TaskFactory>;
+
+    /// Registers an async clean-up (closing a stream, stopping a long-lived task) to be run by
+    /// [`shutdown_cleanups`](LoopTaskExt::shutdown_cleanups) before the loop is closed.
+    fn add_cleanup<F>(&self, name: &str, cleanup: impl FnOnce() -> F + 'static) -> CleanupId
+    where
+        F: Future<Output = ()> + 'static;
+
+    /// Unregisters a clean-up; false if it was not registered (or already ran).
+    fn remove_cleanup(&self, id: CleanupId) -> bool;
+
+    /// asyncio's `shutdown_asyncgens` analogue: runs every registered clean-up as a task,
+    /// concurrently, and completes when all are done. A clean-up that panics is reported to
+    /// the exception handler with the keys `message`, `exception` and `cleanup`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let closed = Rc::new(Cell::new(false));
+    /// let c2 = closed.clone();
+    /// lp.add_cleanup("stream", move || async move { c2.set(true) });
+    /// lp.run_until_complete(lp.shutdown_cleanups())?;
+    /// lp.close()?;
+    /// assert!(closed.get());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn shutdown_cleanups(&self) -> ShutdownCleanups;
+}
+
+impl LoopTaskExt for EventLoop {
+    fn create_future<T: 'static>(&self) -> LoopFuture<T> {
+        LoopFuture::new(self)
+    }
+
+    fn create_task<F>(&self, fut: F) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.is_closed() {
+            return Err(evloop_sched::Error::closed().into());
+        }
+        let reg = self.local::<Registry>();
+        let core = Core::new(self.clone(), Some(TaskInfo::new()));
+        let runnable = step::spawn(&core, &reg, fut);
+        let new = NewTask {
+            runnable: Some(runnable),
+            task: AnyTask { node: core.clone() },
+            lp: self.clone(),
+        };
+        let factory = reg.factory.borrow().clone();
+        match factory {
+            None => new.start()?,
+            Some(factory) => factory(self, new)?,
+        }
+        Ok(Task { core })
+    }
+
+    fn run_until_complete<F>(&self, fut: F) -> Result<F::Output, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.is_closed() {
+            return Err(evloop_sched::Error::closed().into());
+        }
+        // Refused before a task is made, so a refused call leaves nothing behind.
+        if let Ok(running) = get_running_loop() {
+            return Err(if running.ptr_eq(self) {
+                evloop_sched::Error::already_running().into()
+            } else {
+                evloop_sched::Error::other_loop_running().into()
+            });
+        }
+        let task = self.create_task(fut)?;
+        let lp = self.clone();
+        let id = task.add_done_callback(move |_| lp.stop());
+        let ran = self.run_forever();
+        // Removed whatever happened, so a later call is not stopped by this one's callback.
+        task.remove_done_callback(id);
+        ran?;
+        if !task.done() {
+            return Err(Error::stopped());
+        }
+        task.take_result()
+    }
+
+    fn set_task_factory(&self, factory: Option<TaskFactory>) {
+        let old = self.local::<Registry>().factory.replace(factory);
+        drop(old);
+    }
+
+    fn get_task_factory(&self) -> Option<TaskFactory> {
+        self.local::<Registry>().factory.borrow().clone()
+    }
+
+    fn add_cleanup<F>(&self, name: &str, cleanup: impl FnOnce() -> F + 'static) -> CleanupId
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.local::<Cleanups>().add(name, cleanup)
+    }
+
+    fn remove_cleanup(&self, id: CleanupId) -> bool {
+        self.local::<Cleanups>().remove(id)
+    }
+
+    fn shutdown_cleanups(&self) -> ShutdownCleanups {
+        ShutdownCleanups::new(self)
+    }
+}

@@ -1,0 +1,118 @@
+//! Task factories: asyncio's `set_task_factory`, and the eager-start factory of asyncio 3.12.
+
+use std::fmt;
+use std::rc::Rc;
+
+use async_task::Runnable;
+use evloop_sched::EventLoop;
+
+use crate::Error;
+use crate::current::AnyTask;
+use crate::step;
+
+/// A task factory: called by [`create_task`](crate::LoopTaskExt::create_task) with every new
+/// task, which it must start ([`NewTask::start`] or [`NewTask::start_eager`]), and may rename
+/// or inspect first. A task it drops without starting ends cancelled and never runs.
+///
+/// asyncio's factory builds the task object itself; in Rust the task (and its output type) is
+/// built by `create_task`, and the factory decides how and whether it starts.
+pub type TaskFactory = Rc<dyn Fn(&EventLoop, NewTask) -> Result<(), Error>>;
+
+/// A task made by `create_task`, not started yet: what a [`TaskFactory`] receives.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use evloop::EventLoop;
+/// use evloop::{LoopTaskExt, NewTask, TaskFactory};
+///
+/// let lp = EventLoop::new()?;
+/// let factory: TaskFactory = Rc::new(|_lp: &EventLoop, t: NewTask| {
+///     t.task().set_name("worker");
+///     t.start()
+/// });
+/// lp.set_task_factory(Some(factory));
+/// let t = lp.create_task(async { 7 })?;
+/// assert_eq!(t.name(), "worker");
+/// assert_eq!(lp.run_until_complete(t)??, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct NewTask {
+    pub(crate) runnable: Option<Runnable>,
+    pub(crate) task: AnyTask,
+    pub(crate) lp: EventLoop,
+}
+
+impl NewTask {
+    /// The task (to name or inspect it).
+    pub fn task(&self) -> &AnyTask {
+        &self.task
+    }
+
+    fn mark_started(&self) {
+        if let Some(info) = self.task.node.task_info() {
+            info.started.set(true);
+        }
+    }
+
+    /// Starts the task the default way: its first step is scheduled with `call_soon`.
+    ///
+    /// # Errors
+    ///
+    /// - a loop error with `is_closed()` if the loop is closed (the task ends cancelled).
+    pub fn start(mut self) -> Result<(), Error> {
+        let Some(runnable) = self.runnable.take() else {
+            return Ok(());
+        };
+        self.mark_started();
+        let queued = step::queue_first_step(&self.lp, runnable);
+        if queued.is_err() {
+            if let Some(info) = self.task.node.task_info() {
+                info.started.set(false);
+            }
+        }
+        queued
+    }
+
+    /// Starts the task eagerly (asyncio 3.12's eager tasks): its first step runs now, inside
+    /// this call, with [`current_task`](crate::current_task) set to it. A task that finishes in
+    /// its first step is never scheduled on the loop.
+    pub fn start_eager(mut self) {
+        if let Some(runnable) = self.runnable.take() {
+            self.mark_started();
+            runnable.run();
+        }
+    }
+}
+
+impl fmt::Debug for NewTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewTask").field("task", &self.task).finish()
+    }
+}
+
+/// The eager task factory (asyncio's `eager_task_factory`): every task's first step runs inside
+/// `create_task`.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use evloop::EventLoop;
+/// use evloop::{LoopTaskExt, eager_task_factory};
+///
+/// let lp = EventLoop::new()?;
+/// lp.set_task_factory(Some(eager_task_factory()));
+/// let ran = Rc::new(Cell::new(false));
+/// let r2 = ran.clone();
+/// let t = lp.create_task(async move { r2.set(true) })?;
+/// assert!(ran.get() && t.done()); // ran inside create_task
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn eager_task_factory() -> TaskFactory {
+    Rc::new(|_lp: &EventLoop, task: NewTask| {
+        task.start_eager();
+        Ok(())
+    })
+}
