@@ -24,25 +24,27 @@
 //! empty. Another thread pushes onto that queue *first*, then calls
 //! [`Waker::wake`]. Both calls contain a `SeqCst` fence, so whatever orderings
 //! the queue uses, either the re-check sees the push or the wake sees the
-//! sleep and writes the eventfd; a wake while the loop is busy costs no system
-//! call. The full ground rules are at the top of `src/waker.rs`.
+//! sleep and writes one byte to the reactor's wake pipe (watched by the
+//! poller); a wake while the loop is busy costs no system call. The full ground rules are at the top of `src/waker.rs`.
 //!
 //! # Cost of a poll
 //!
 //! The loop polls with a zero timeout whenever callbacks are ready, so that
 //! path decides throughput. `polling::Poller::wait` costs five system calls
 //! (`timerfd_settime`, two `epoll_ctl`, an eventfd `read`, the `epoll_wait`).
-//! On Linux the reactor's zero-timeout poll is a single `epoll_wait` straight
-//! on polling's epoll fd, ready fds or not; it falls back to a full
-//! `Poller::wait` only when polling's own notifier or timer fired (after a
-//! wake-up), because only that call re-arms them. Blocking and timed polls go
-//! through `Poller::wait`, which keeps timeouts to the nanosecond.
+//! On Linux every poll of the reactor is a single system call straight on
+//! polling's epoll fd, ready fds or not: `epoll_wait` for a zero or infinite
+//! timeout, `epoll_pwait2` for a nanosecond-precise finite one. It falls back
+//! to a full `Poller::wait` only if polling's own notifier or timer ever
+//! fired, because only that call re-arms them; the reactor uses neither (it
+//! wakes through its own pipe), so that does not happen in practice.
 //!
 //! Measured with `strace -c -f` on `examples/syscalls.rs` (10 000 rounds
-//! minus a 0-round run): a zero-timeout poll costs 1 system call with nothing
-//! ready and 1 with a ready fd (5 through `Poller::wait`); a blocking or
-//! timed wait costs 5; a wake-up costs 1 write however many threads call
-//! [`Waker::wake`] during one sleep.
+//! minus a 0-round run), before the blocking path went direct: a zero-timeout
+//! poll costs 1 system call with nothing ready and 1 with a ready fd (5
+//! through `Poller::wait`); a wake-up costs 1 write however many threads call
+//! [`Waker::wake`] during one sleep. A blocking wait is now 1 call, plus the
+//! `read` that drains the wake pipe after a wake-up.
 //!
 //! # Portability
 //!

@@ -1,10 +1,11 @@
 //! [`Reactor`]: the interest set, one poll, and the entry points for
 //! wake-ups and signals.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use polling::{Event, Events, PollMode, Poller};
 
 use crate::interest::{Interest, Ready};
 use crate::signal::{SIGNAL_KEY, Signals};
-use crate::sys::{Peeked, Peeker};
-use crate::waker::{WakeState, Waker};
+use crate::sys::{Peeked, Peeker, nonblocking_pipe};
+use crate::waker::{WAKE_KEY, WakeState, Waker};
 
 /// How many kernel events one poll collects at most. More ready fds are not
 /// lost: they stay ready (level-triggered) and come with the next poll. 1024
@@ -26,6 +27,7 @@ const EVENTS_CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
 // User fds are their own keys: every non-negative `RawFd` must stay clear of
 // the reserved keys (polling's `usize::MAX`, our `SIGNAL_KEY`).
 const _: () = assert!((RawFd::MAX as u64) < SIGNAL_KEY as u64);
+const _: () = assert!((RawFd::MAX as u64) < WAKE_KEY as u64);
 
 /// Readiness of fds, a cross-thread wake-up, and POSIX signals, for one loop.
 ///
@@ -74,6 +76,11 @@ pub struct Reactor {
     registered: usize,
     /// Watched signals, the self-pipe, and what has arrived.
     signals: Signals,
+    /// A poll saw the wake pipe readable. The pipe is drained later, off the
+    /// wake-up's latency path, and only while `sleeping` is false: then no
+    /// waker writes (wakers write only when they flip `sleeping` from true),
+    /// so every byte drained is stale and no wake-up can be lost.
+    woken: Cell<bool>,
 }
 
 impl Reactor {
@@ -97,12 +104,13 @@ impl Reactor {
     /// ```
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
-            wake: Arc::new(WakeState::new(Poller::new()?)),
+            wake: Arc::new(new_wake_state()?),
             events: Events::with_capacity(EVENTS_CAPACITY),
             peeker: Peeker::new(EVENTS_CAPACITY),
             interests: Vec::new(),
             registered: 0,
             signals: Signals::new(),
+            woken: Cell::new(false),
         })
     }
 
@@ -261,8 +269,8 @@ impl Reactor {
     ///
     /// On Linux every poll is one system call straight on the epoll fd
     /// (`epoll_wait`, or `epoll_pwait2` for a nanosecond-precise timeout),
-    /// ready fds or not; only after a wake-up does it take a full
-    /// `polling::Poller::wait` (five more) to reset polling's notifier.
+    /// ready fds or not (plus one `read` to drain the wake pipe after a
+    /// wake-up).
     /// Timeouts are never rounded down (on kernels without `epoll_pwait2` they
     /// are rounded up to whole milliseconds).
     ///
@@ -288,11 +296,16 @@ impl Reactor {
     /// ```
     pub fn poll(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<usize> {
         let before = out.len();
+        if self.woken.get() && !self.wake.is_sleeping() {
+            self.woken.set(false);
+            self.wake.drain()?;
+        }
         let poller = &self.wake.poller;
         let timeout = match self.peeker.peek(poller, timeout) {
             Ok(Peeked::Events(events)) => {
                 self.wake.awake();
-                collect(events, &self.interests, &mut self.signals, out)?;
+                self.woken
+                    .set(collect(events, &self.interests, &mut self.signals, out)?);
                 return Ok(out.len() - before);
             }
             Ok(Peeked::Reset) => Some(Duration::ZERO),
@@ -306,7 +319,12 @@ impl Reactor {
         let waited = poller.wait(&mut self.events, timeout);
         self.wake.awake();
         waited?;
-        collect(self.events.iter(), &self.interests, &mut self.signals, out)?;
+        self.woken.set(collect(
+            self.events.iter(),
+            &self.interests,
+            &mut self.signals,
+            out,
+        )?);
         Ok(out.len() - before)
     }
 
@@ -355,6 +373,14 @@ impl Reactor {
     /// # }
     /// ```
     pub fn prepare_sleep(&self) {
+        // Before the flag goes up no waker writes, so whatever the pipe holds
+        // is stale: drain it now, or the sleep would end at once. A failing
+        // read (it cannot fail on our own open pipe) only costs that spurious
+        // wake-up, so it is not reported.
+        if self.woken.get() && !self.wake.is_sleeping() {
+            self.woken.set(false);
+            let _ = self.wake.drain();
+        }
         self.wake.prepare_sleep();
     }
 
@@ -458,18 +484,24 @@ impl fmt::Debug for Reactor {
 }
 
 /// Turns the kernel events of one wait into [`Ready`] entries on `out`
-/// (only what was asked for; nothing for an fd asked nothing of), and
-/// drains the signal pipe if it was among them.
+/// (only what was asked for; nothing for an fd asked nothing of), drains the
+/// signal pipe if it was among them, and returns whether the wake pipe was
+/// (the caller drains that one at its next poll).
 fn collect(
     events: impl Iterator<Item = Event>,
     interests: &[Interest],
     signals: &mut Signals,
     out: &mut Vec<Ready>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let mut signalled = false;
+    let mut woken = false;
     for event in events {
         if event.key == SIGNAL_KEY {
             signalled = true;
+            continue;
+        }
+        if event.key == WAKE_KEY {
+            woken = true;
             continue;
         }
         // Every other key is a registered fd (see `set_interest`); an
@@ -489,7 +521,24 @@ fn collect(
     if signalled {
         signals.drain()?;
     }
-    Ok(())
+    Ok(woken)
+}
+
+/// A poller with the wake pipe registered in it.
+fn new_wake_state() -> io::Result<WakeState> {
+    let poller = Poller::new()?;
+    let pipe = nonblocking_pipe()?;
+    // SAFETY: the read end stays open as long as the poller: both live in the
+    // same `WakeState` and are dropped together, the poller first (fields
+    // drop in declaration order), which closes the epoll set before the fd.
+    unsafe {
+        poller.add_with_mode(
+            pipe.0.as_raw_fd(),
+            Event::readable(WAKE_KEY),
+            PollMode::Level,
+        )?;
+    }
+    Ok(WakeState::new(poller, pipe))
 }
 
 /// The index (and polling key) of `fd`, or the error asyncio gives for it.
