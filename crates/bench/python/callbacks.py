@@ -86,7 +86,7 @@ def timers(loop, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], required=True)
-    ap.add_argument("shape", choices=["chained", "batched", "timers"])
+    ap.add_argument("--shape", choices=["chained", "batched", "timers"], required=True)
     ap.add_argument("n", type=int)
     args = ap.parse_args()
     loop = new_loop(args.loop)

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use evloop::{EventLoop, get_running_loop};
 
+use crate::common::{check, measure, python_peers, tokio_rt};
 use crate::harness::{Ctx, cpu_time, median};
-use crate::python;
 
 /// Runs every group of this file.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
@@ -26,61 +26,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
     threadsafe(ctx)?;
     wake_latency(ctx)?;
     Ok(())
-}
-
-type Subject = (&'static str, fn(usize) -> Result<f64, String>);
-
-/// Measures each subject `ctx.repeats()` times, interleaved, and records the medians.
-fn measure(
-    ctx: &mut Ctx,
-    group: &str,
-    metric: &str,
-    n: usize,
-    subjects: &[Subject],
-) -> Result<(), String> {
-    let mut samples = vec![Vec::new(); subjects.len()];
-    for _ in 0..ctx.repeats() {
-        for (i, (name, f)) in subjects.iter().enumerate() {
-            let ms = f(n).map_err(|e| format!("{group}/{name}: {e}"))?;
-            samples[i].push(ms);
-        }
-    }
-    for (i, (name, _)) in subjects.iter().enumerate() {
-        ctx.record(group, name, metric, median(&mut samples[i]), "ms");
-    }
-    Ok(())
-}
-
-fn python_peers(ctx: &mut Ctx, group: &str, shape: &str, n: usize, metric: &str) {
-    for subject in ["asyncio", "uvloop"] {
-        let args = [shape.to_owned(), n.to_string()];
-        let mut values = Vec::new();
-        for _ in 0..ctx.repeats() {
-            let Some(out) = python::python_peer(ctx, group, subject, "callbacks.py", &args) else {
-                return;
-            };
-            if let Some((_, v)) = out.iter().find(|(m, _)| m == metric) {
-                values.push(*v);
-            }
-        }
-        if values.is_empty() {
-            ctx.skip(
-                group,
-                subject,
-                &format!("the script printed no `{metric}` line"),
-            );
-        } else {
-            ctx.record(group, subject, metric, median(&mut values), "ms");
-        }
-    }
-}
-
-fn check(what: &str, got: usize, want: usize) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: ran {got} callbacks, expected {want}"))
-    }
 }
 
 // ----- call_soon_chained_1m: each callback schedules the next ---------------------------------
@@ -100,7 +45,7 @@ fn chained(ctx: &mut Ctx) -> Result<(), String> {
         ],
     )?;
     ctx.note(group, "raw: a VecDeque<Box<dyn FnOnce()>> drained in a loop; tokio: one task doing `yield_now().await` n times on a current_thread runtime");
-    python_peers(ctx, group, "chained", n, "total");
+    python_peers(ctx, group, "callbacks.py", "chained", n, &[("total", "ms")]);
     Ok(())
 }
 
@@ -157,15 +102,8 @@ fn raw_chained(n: usize) -> Result<f64, String> {
     Ok(ms)
 }
 
-fn tokio_rt() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 fn tokio_chained(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(true)?;
     let start = Instant::now();
     let count = rt.block_on(async {
         let mut count = 0;
@@ -197,7 +135,7 @@ fn batched(ctx: &mut Ctx) -> Result<(), String> {
         ],
     )?;
     ctx.note(group, "raw: push n boxed closures, then drain; tokio: spawn n tasks from one task on a current_thread runtime, then wait for all");
-    python_peers(ctx, group, "batched", n, "total");
+    python_peers(ctx, group, "callbacks.py", "batched", n, &[("total", "ms")]);
     Ok(())
 }
 
@@ -242,7 +180,7 @@ fn raw_batched(n: usize) -> Result<f64, String> {
 }
 
 fn tokio_batched(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(true)?;
     let count = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let c = count.clone();
@@ -310,7 +248,7 @@ fn timers_loop(ctx: &mut Ctx) -> Result<(), String> {
         ],
     )?;
     ctx.note(group, "metric: process CPU time (getrusage) from the first call_later to the last timer fired; raw: BinaryHeap with lazy cancel flags and thread::sleep to the next deadline; tokio: n tasks doing sleep(d).await, half aborted");
-    python_peers(ctx, group, "timers", n, "cpu");
+    python_peers(ctx, group, "callbacks.py", "timers", n, &[("cpu", "ms")]);
     Ok(())
 }
 
@@ -385,7 +323,7 @@ fn raw_timers(n: usize) -> Result<f64, String> {
 fn tokio_timers(n: usize) -> Result<f64, String> {
     let (delays, cancelled) = Rng::plan(n);
     let live = cancelled.iter().filter(|c| !**c).count();
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(true)?;
     let fired = Arc::new(AtomicUsize::new(0));
     let f = fired.clone();
     let c0 = cpu_time();
@@ -496,7 +434,7 @@ fn raw_threadsafe(n: usize) -> Result<f64, String> {
 }
 
 fn tokio_threadsafe(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(true)?;
     let handle = rt.handle().clone();
     let count = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
@@ -593,7 +531,7 @@ fn tokio_pings(n: usize) -> Result<Vec<f64>, String> {
     let (ping_tx, mut ping_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let (tx, rx) = mpsc::channel();
     let looper = std::thread::spawn(move || -> Result<(), String> {
-        let rt = tokio_rt()?;
+        let rt = tokio_rt(true)?;
         rt.block_on(async move {
             while let Some(sent) = ping_rx.recv().await {
                 let _ = tx.send(sent.elapsed());

@@ -11,8 +11,8 @@ use std::time::Instant;
 use evloop::EventLoop;
 use evloop::prelude::*;
 
+use crate::common::{check, measure, python_peers, tokio_rt};
 use crate::harness::{Ctx, median};
-use crate::python;
 
 /// Runs every group of this file.
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
@@ -23,67 +23,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
-type Subject = (&'static str, fn(usize) -> Result<f64, String>);
-
-/// Measures each subject `ctx.repeats()` times, interleaved, and records the medians.
-fn measure(ctx: &mut Ctx, group: &str, n: usize, subjects: &[Subject]) -> Result<(), String> {
-    let mut samples = vec![Vec::new(); subjects.len()];
-    for _ in 0..ctx.repeats() {
-        for (i, (name, f)) in subjects.iter().enumerate() {
-            let ms = f(n).map_err(|e| format!("{group}/{name}: {e}"))?;
-            samples[i].push(ms);
-        }
-    }
-    for (i, (name, _)) in subjects.iter().enumerate() {
-        ctx.record(group, name, "total", median(&mut samples[i]), "ms");
-    }
-    Ok(())
-}
-
-fn python_peers(ctx: &mut Ctx, group: &str, shape: &str, n: usize, metrics: &[(&str, &str)]) {
-    for subject in ["asyncio", "uvloop"] {
-        let args = ["--shape".to_owned(), shape.to_owned(), n.to_string()];
-        let mut values = vec![Vec::new(); metrics.len()];
-        for _ in 0..ctx.repeats() {
-            let Some(out) = python::python_peer(ctx, group, subject, "tasks.py", &args) else {
-                return;
-            };
-            for (i, (metric, _)) in metrics.iter().enumerate() {
-                if let Some((_, v)) = out.iter().find(|(m, _)| m == metric) {
-                    values[i].push(*v);
-                }
-            }
-        }
-        for (i, (metric, unit)) in metrics.iter().enumerate() {
-            if values[i].is_empty() {
-                ctx.skip(
-                    group,
-                    subject,
-                    &format!("the script printed no `{metric}` line"),
-                );
-            } else {
-                ctx.record(group, subject, metric, median(&mut values[i]), unit);
-            }
-        }
-    }
-}
-
-fn check(what: &str, got: usize, want: usize) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: counted {got}, expected {want}"))
-    }
-}
-
 fn new_loop() -> Result<EventLoop, String> {
     EventLoop::new().map_err(|e| e.to_string())
-}
-
-fn tokio_rt() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 // ----- tasks_1m: spawn and complete a million trivial tasks -----------------------------------
@@ -94,6 +35,7 @@ fn tasks_1m(ctx: &mut Ctx) -> Result<(), String> {
     measure(
         ctx,
         group,
+        "total",
         n,
         &[
             ("evloop", evloop_tasks),
@@ -102,7 +44,7 @@ fn tasks_1m(ctx: &mut Ctx) -> Result<(), String> {
         ],
     )?;
     ctx.note(group, "one task spawns n trivial tasks that each bump a counter, then awaits them all in order; tokio: spawn_local on a LocalSet of a current_thread runtime; async_executor: smol's LocalExecutor driven by try_tick");
-    python_peers(ctx, group, "tasks", n, &[("total", "ms")]);
+    python_peers(ctx, group, "tasks.py", "tasks", n, &[("total", "ms")]);
     Ok(())
 }
 
@@ -131,7 +73,7 @@ fn evloop_tasks(n: usize) -> Result<f64, String> {
 }
 
 fn tokio_tasks(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(false)?;
     let local = tokio::task::LocalSet::new();
     let count = Rc::new(Cell::new(0));
     let c2 = count.clone();
@@ -186,11 +128,12 @@ fn sleep0_chain(ctx: &mut Ctx) -> Result<(), String> {
     measure(
         ctx,
         group,
+        "total",
         n,
         &[("evloop", evloop_sleep0), ("tokio", tokio_yield)],
     )?;
     ctx.note(group, "one task awaiting sleep(0) n times, each a full loop iteration; tokio: yield_now on a current_thread runtime");
-    python_peers(ctx, group, "sleep0", n, &[("total", "ms")]);
+    python_peers(ctx, group, "tasks.py", "sleep0", n, &[("total", "ms")]);
     Ok(())
 }
 
@@ -215,7 +158,7 @@ fn evloop_sleep0(n: usize) -> Result<f64, String> {
 }
 
 fn tokio_yield(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(false)?;
     let start = Instant::now();
     let count = rt.block_on(async move {
         let mut count = 0;
@@ -238,11 +181,19 @@ fn future_roundtrip(ctx: &mut Ctx) -> Result<(), String> {
     measure(
         ctx,
         group,
+        "total",
         n,
         &[("evloop", evloop_roundtrip), ("tokio", tokio_roundtrip)],
     )?;
     ctx.note(group, "one task: create_future, call_soon(set_result), await, n times; tokio: a oneshot channel whose sender a spawn_local'd task fires");
-    python_peers(ctx, group, "future_roundtrip", n, &[("total", "ms")]);
+    python_peers(
+        ctx,
+        group,
+        "tasks.py",
+        "future_roundtrip",
+        n,
+        &[("total", "ms")],
+    );
     Ok(())
 }
 
@@ -272,7 +223,7 @@ fn evloop_roundtrip(n: usize) -> Result<f64, String> {
 }
 
 fn tokio_roundtrip(n: usize) -> Result<f64, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(false)?;
     let local = tokio::task::LocalSet::new();
     let start = Instant::now();
     let sum = local.block_on(&rt, async move {
@@ -319,6 +270,7 @@ fn executor_roundtrip(ctx: &mut Ctx) -> Result<(), String> {
     python_peers(
         ctx,
         group,
+        "tasks.py",
         "executor",
         n,
         &[("total", "ms"), ("p50_us", "us")],
@@ -346,7 +298,7 @@ fn evloop_executor(n: usize) -> Result<Vec<f64>, String> {
 }
 
 fn tokio_blocking(n: usize) -> Result<Vec<f64>, String> {
-    let rt = tokio_rt()?;
+    let rt = tokio_rt(false)?;
     let lat = rt.block_on(async move {
         let mut lat = Vec::with_capacity(n);
         for _ in 0..n {
