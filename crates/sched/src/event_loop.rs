@@ -23,8 +23,9 @@ use evloop_timer::{TimerKey, TimerWheel};
 
 use crate::clock::{self, Deadline, Delay, NEVER};
 use crate::exception::{Context, default_exception_handler};
-use crate::handle::{Callback, Entry, Handle, Once, TimerHandle, arrived};
+use crate::handle::{Callback, Entry, Handle, Job, Once, TimerHandle, arrived};
 use crate::remote::{RemoteLoop, Shared};
+use crate::step::RawStep;
 use crate::{Error, running};
 
 /// The environment variable that turns debug mode on for new loops when set to `1`
@@ -54,8 +55,8 @@ pub(crate) struct Watch {
 pub(crate) struct Inner {
     pub(crate) state: Cell<State>,
     pub(crate) stopping: Cell<bool>,
-    /// Callbacks to run on the next iteration, FIFO.
-    pub(crate) ready: RefCell<VecDeque<Entry>>,
+    /// Callbacks and steps to run on the next iteration, FIFO.
+    pub(crate) ready: RefCell<VecDeque<Job>>,
     pub(crate) timers: RefCell<TimerWheel<Entry>>,
     /// `None` once the loop is closed.
     pub(crate) reactor: RefCell<Option<Reactor>>,
@@ -337,15 +338,15 @@ impl EventLoop {
         // Collect everything first, release every borrow, then cancel: cancelling drops user
         // closures, whose destructors may call back into the (now closed) loop.
         inner.shared.queue.close();
-        let mut dropped: Vec<Entry> = Vec::new();
+        let mut dropped: Vec<Job> = Vec::new();
         while let Ok(cb) = inner.shared.queue.pop() {
-            dropped.push(arrived(cb));
+            dropped.push(arrived(cb).into());
         }
         dropped.extend(inner.ready.borrow_mut().drain(..));
         {
             let mut timers = inner.timers.borrow_mut();
             while let Some((_, entry)) = timers.pop_expired(NEVER) {
-                dropped.push(entry);
+                dropped.push(entry.into());
             }
         }
         let watches: Vec<(RawFd, Watch)> = inner.watches.borrow_mut().drain().collect();
@@ -363,8 +364,14 @@ impl EventLoop {
                 }
             }
         }
-        for entry in &dropped {
-            entry.cancel();
+        // In queue order: callbacks are cancelled (their handles read cancelled), steps are
+        // dropped, each as its turn comes, so a step's destructor sees the callbacks before it
+        // cancelled and those after it still pending, as it would have at run time.
+        for job in dropped {
+            match job {
+                Job::Callback(entry) => entry.cancel(),
+                Job::Step(step) => drop(step),
+            }
         }
         for (_, watch) in watches {
             watch
@@ -465,8 +472,31 @@ impl EventLoop {
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Result<Handle, Error> {
         self.check_open()?;
         let entry = Once::new_entry(f, Location::caller());
-        self.inner.ready.borrow_mut().push_back(entry.clone());
+        self.inner
+            .ready
+            .borrow_mut()
+            .push_back(Job::Callback(entry.clone()));
         Ok(Handle { entry })
+    }
+
+    /// Queues `step` to run on a later iteration, in the same FIFO as
+    /// [`call_soon`](EventLoop::call_soon), without allocating: how the crates above queue a
+    /// task's step. There is no handle; `step` is dropped (unrun) if the loop is closed first.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::closed`] if the loop is closed; `step` is dropped.
+    ///
+    /// # Examples
+    ///
+    /// See [`RawStep`](crate::RawStep).
+    pub fn call_soon_step(&self, step: RawStep) -> Result<(), Error> {
+        if self.inner.is_closed() {
+            drop(step);
+            return Err(Error::closed());
+        }
+        self.inner.ready.borrow_mut().push_back(Job::Step(step));
+        Ok(())
     }
 
     /// asyncio's `call_soon_threadsafe`, called on the loop's own thread: the same as

@@ -5,6 +5,9 @@
 //! callbacks (asyncio reuses one handle for every readiness event), `Arc<RemoteOnce<F>>` for
 //! callbacks submitted from other threads. Cancelling drops the closure at once, so whatever it
 //! captured is released then and there, not when the queue gets round to it.
+//!
+//! The ready queue holds [`Job`]s: such a callback, or a [`RawStep`] (a task's step from the
+//! crates above), which has no handle and costs no allocation to queue.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -17,6 +20,7 @@ use evloop_timer::TimerKey;
 
 use crate::clock;
 use crate::event_loop::Inner;
+use crate::step::RawStep;
 
 /// What a handle does when the loop runs it.
 pub(crate) trait Callback {
@@ -188,7 +192,7 @@ impl<F: FnOnce() + Send> RemoteCallback for RemoteOnce<F> {
 }
 
 /// A cross-thread callback once it has reached the loop's thread: one small `Rc` around the
-/// `Arc`, so that the ready queue holds a single kind of entry (16 bytes each).
+/// `Arc`, so that every callback in the ready queue is the same kind of [`Entry`].
 struct Arrived(Arc<dyn RemoteCallback>);
 
 impl Callback for Arrived {
@@ -209,8 +213,22 @@ impl Callback for Arrived {
     }
 }
 
-/// One entry of the ready queue.
+/// A callback with a handle: what the timer wheel and fd watches hold, and most of the ready
+/// queue.
 pub(crate) type Entry = Rc<dyn Callback>;
+
+/// One entry of the ready queue: a callback, or a bare step (which has no handle to cancel it
+/// and costs no allocation to queue).
+pub(crate) enum Job {
+    Callback(Entry),
+    Step(RawStep),
+}
+
+impl From<Entry> for Job {
+    fn from(entry: Entry) -> Job {
+        Job::Callback(entry)
+    }
+}
 
 /// The ready-queue entry of a callback that arrived from another thread.
 pub(crate) fn arrived(cb: Arc<dyn RemoteCallback>) -> Entry {

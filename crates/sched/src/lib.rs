@@ -21,7 +21,8 @@
 //! A panicking callback is caught at the callback boundary and reported to the exception
 //! handler with the keys `message`, `exception` (the panic payload) and `handle`; the loop keeps
 //! running. Rust's panic hook still prints the panic message to stderr first, as for any caught
-//! panic.
+//! panic. A panic escaping a [`RawStep`] (the crates above catch their own first) is
+//! reported the same way, without `handle`: a step has none.
 
 mod clock;
 mod error;
@@ -31,6 +32,7 @@ mod handle;
 mod io;
 mod remote;
 mod running;
+mod step;
 mod tick;
 
 pub use clock::{Deadline, Delay};
@@ -40,4 +42,5 @@ pub use exception::{Context, ContextValue, Exception, default_exception_handler}
 pub use handle::{Handle, RemoteHandle, TimerHandle};
 pub use remote::RemoteLoop;
 pub use running::get_running_loop;
+pub use step::{RawStep, StepVTable};
 pub use tick::MAX_SKIPPED_POLLS;

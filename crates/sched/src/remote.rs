@@ -16,17 +16,20 @@
 
 use std::panic::Location;
 use std::sync::Arc;
+use std::thread::{self, ThreadId};
 
 use concurrent_queue::{ConcurrentQueue, PushError};
 use evloop_reactor::Waker;
 
 use crate::handle::{RemoteCallback, RemoteHandle, RemoteOnce, arrived};
-use crate::{Error, running};
+use crate::{Error, EventLoop, running};
 
 /// The part of a loop other threads may touch.
 pub(crate) struct Shared {
     pub(crate) queue: ConcurrentQueue<Arc<dyn RemoteCallback>>,
     pub(crate) waker: Waker,
+    /// The loop's thread: the one that created it (an `EventLoop` is `!Send`).
+    pub(crate) owner: ThreadId,
 }
 
 impl Shared {
@@ -34,6 +37,7 @@ impl Shared {
         Shared {
             queue: ConcurrentQueue::unbounded(),
             waker,
+            owner: thread::current().id(),
         }
     }
 
@@ -94,7 +98,10 @@ impl RemoteLoop {
         let cb = RemoteOnce::new_arc(f, Location::caller());
         let local = running::with_current(|lp| match lp {
             Some(lp) if Arc::ptr_eq(&lp.inner.shared, &self.shared) => {
-                lp.inner.ready.borrow_mut().push_back(arrived(cb.clone()));
+                lp.inner
+                    .ready
+                    .borrow_mut()
+                    .push_back(arrived(cb.clone()).into());
                 true
             }
             _ => false,
@@ -121,6 +128,55 @@ impl RemoteLoop {
             }
         })
         .map(|_| ())
+    }
+
+    /// The loop itself, if it is the loop running on this thread (`None` on any other thread,
+    /// or while it is not running). A waker that usually fires on the loop's own thread uses it
+    /// to take the local path, and falls back to
+    /// [`call_soon_threadsafe`](RemoteLoop::call_soon_threadsafe) otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let remote = lp.remote();
+    /// assert!(remote.running_here().is_none()); // not running yet
+    /// let l2 = lp.clone();
+    /// lp.call_soon(move || {
+    ///     assert!(remote.running_here().is_some_and(|here| here.ptr_eq(&l2)));
+    ///     let elsewhere = std::thread::spawn(move || remote.running_here().is_none());
+    ///     assert!(elsewhere.join().unwrap_or(false));
+    ///     l2.stop();
+    /// })?;
+    /// lp.run_forever()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn running_here(&self) -> Option<EventLoop> {
+        running::with_current(|lp| match lp {
+            Some(lp) if Arc::ptr_eq(&lp.inner.shared, &self.shared) => Some(lp.clone()),
+            _ => None,
+        })
+    }
+
+    /// The id of the loop's thread: the one that created it, and the only one that runs its
+    /// callbacks (an [`EventLoop`] is `!Send`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let remote = lp.remote();
+    /// assert_eq!(remote.thread_id(), std::thread::current().id());
+    /// let elsewhere = std::thread::spawn(move || remote.thread_id() == std::thread::current().id());
+    /// assert!(!elsewhere.join().unwrap_or(true));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_id(&self) -> ThreadId {
+        self.shared.owner
     }
 
     /// True if the loop was closed (or dropped).

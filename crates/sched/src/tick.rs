@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use crate::EventLoop;
 use crate::clock::{self, MAX_POLL_TIMEOUT};
 use crate::exception::{Context, Exception};
-use crate::handle::{Entry, Handle, arrived};
+use crate::handle::{Entry, Handle, Job, arrived};
+use crate::step::RawStep;
 
 /// The most consecutive iterations that may skip the I/O poll because callbacks were ready: I/O
 /// is looked at on at least one iteration in `MAX_SKIPPED_POLLS + 1` = 64.
@@ -103,18 +104,18 @@ impl EventLoop {
                 };
                 if event.readable {
                     if let Some(reader) = &watch.reader {
-                        ready.push_back(reader.clone());
+                        ready.push_back(Job::Callback(reader.clone()));
                     }
                 }
                 if event.writable {
                     if let Some(writer) = &watch.writer {
-                        ready.push_back(writer.clone());
+                        ready.push_back(Job::Callback(writer.clone()));
                     }
                 }
             }
             for sig in &signals {
                 if let Some(handler) = handlers.get(sig) {
-                    ready.push_back(handler.clone());
+                    ready.push_back(Job::Callback(handler.clone()));
                 }
             }
         }
@@ -137,7 +138,7 @@ impl EventLoop {
         // Bounded by the length seen now, so a producer that never stops cannot starve the loop.
         for _ in 0..queue.len() {
             match queue.pop() {
-                Ok(cb) => ready.push_back(arrived(cb)),
+                Ok(cb) => ready.push_back(Job::Callback(arrived(cb))),
                 Err(_) => break,
             }
         }
@@ -151,7 +152,7 @@ impl EventLoop {
         let now = clock::now_ns();
         let mut ready = self.inner.ready.borrow_mut();
         while let Some((_, entry)) = timers.pop_expired(now) {
-            ready.push_back(entry);
+            ready.push_back(Job::Callback(entry));
         }
     }
 
@@ -170,38 +171,55 @@ impl EventLoop {
         let debug = self.inner.debug.get();
         let ready = &self.inner.ready;
         let mut left = n;
+        // The callback running now, to name in a panic report (a step has no handle; it is
+        // consumed by running it).
         let mut current: Option<Entry> = None;
         while left > 0 {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 while left > 0 {
                     left -= 1;
-                    let Some(entry) = ready.borrow_mut().pop_front() else {
+                    let Some(job) = ready.borrow_mut().pop_front() else {
                         // Only close() empties the queue, and it refuses a running loop.
                         left = 0;
                         break;
                     };
-                    let entry = current.insert(entry);
-                    if debug {
-                        self.run_timed(entry);
-                    } else {
-                        entry.run();
+                    match job {
+                        Job::Callback(entry) => {
+                            let entry = current.insert(entry);
+                            if debug {
+                                self.run_timed(entry);
+                            } else {
+                                entry.run();
+                            }
+                        }
+                        Job::Step(step) => {
+                            current = None;
+                            self.run_step(step, debug);
+                        }
                     }
                 }
             }));
             if let Err(payload) = outcome {
-                if let Some(entry) = current.take() {
-                    let handle = Handle { entry };
-                    self.call_exception_handler(
-                        Context::new(format!("Exception in callback {handle:?}"))
-                            .with_exception(Exception::from_panic(payload))
-                            .with("handle", handle),
-                    );
+                let exception = Exception::from_panic(payload);
+                match current.take() {
+                    Some(entry) => {
+                        let handle = Handle { entry };
+                        self.call_exception_handler(
+                            Context::new(format!("Exception in callback {handle:?}"))
+                                .with_exception(exception)
+                                .with("handle", handle),
+                        );
+                    }
+                    None => self.call_exception_handler(
+                        Context::new("Exception in a queued step").with_exception(exception),
+                    ),
                 }
             }
         }
     }
 
     /// Debug mode: runs `entry` and warns if it took longer than the slow-callback threshold.
+    #[cold]
     fn run_timed(&self, entry: &Entry) {
         let start = Instant::now();
         entry.run();
@@ -211,6 +229,32 @@ impl EventLoop {
                 target: "evloop",
                 "Executing <Handle created at {}> took {:.3} seconds",
                 entry.location(),
+                took.as_secs_f64()
+            );
+        }
+    }
+
+    /// Runs a step. Kept out of line, so that the callback path of `run_batch` stays as lean
+    /// as it was before steps shared the queue.
+    #[inline(never)]
+    fn run_step(&self, step: RawStep, debug: bool) {
+        if debug {
+            self.run_step_timed(step);
+        } else {
+            step.run();
+        }
+    }
+
+    /// Debug mode: as [`run_timed`](EventLoop::run_timed), for a step.
+    #[cold]
+    fn run_step_timed(&self, step: RawStep) {
+        let start = Instant::now();
+        step.run();
+        let took = start.elapsed();
+        if took >= self.inner.slow_callback.get() {
+            log::warn!(
+                target: "evloop",
+                "Executing <queued step> took {:.3} seconds",
                 took.as_secs_f64()
             );
         }

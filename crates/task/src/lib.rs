@@ -9,8 +9,9 @@
 //!
 //! # Ordering promises
 //!
-//! - A task's first step is scheduled with `call_soon`, never run inline (unless an eager task
-//!   factory is set), and each later step is one entry in the same FIFO as callbacks.
+//! - A task's first step is scheduled like a `call_soon` callback, never run inline (unless an
+//!   eager task factory is set), and each later step is one entry in the same FIFO as
+//!   callbacks. Queueing a step allocates nothing (`EventLoop::call_soon_step`).
 //! - A task awaiting a future set in iteration N resumes in iteration N + 1.
 //! - `sleep(0)` yields exactly one iteration.
 //! - Done callbacks are scheduled with `call_soon` when the future completes, in the order they

@@ -3,11 +3,13 @@
 //!
 //! # Ground rules
 //!
-//! - A task step is one entry in the loop's ready queue, in FIFO order with `call_soon`. The
-//!   first step is queued with `call_soon`; later ones are queued by the task's waker through
-//!   [`RemoteLoop::call_soon_threadsafe`], which on the loop's own thread pushes straight onto
-//!   the ready queue, and from other threads goes through the cross-thread queue and wakes the
-//!   loop.
+//! - A task step is one entry in the loop's ready queue, in FIFO order with `call_soon`: the
+//!   task's `Runnable` itself, handed to [`EventLoop::call_soon_step`] as a [`RawStep`], so
+//!   queueing a step allocates nothing. The first step is queued so by `create_task`; later
+//!   ones by the task's waker when it is woken on the loop's thread while the loop runs
+//!   ([`RemoteLoop::running_here`]). Woken anywhere else (another thread, or the loop's thread
+//!   while the loop is not running), the waker goes through
+//!   [`RemoteLoop::call_soon_threadsafe`], which allocates a callback and wakes the loop.
 //! - The body future never leaves the loop's thread (`async_task::spawn_local`). A waker woken
 //!   on another thread after the loop closed cannot queue the step; the step is then leaked
 //!   rather than dropped there, because a local task must not be dropped off its thread.
@@ -16,10 +18,12 @@
 //!   task awaits (a loop future, a task, a sleep's timer) and wakes the task, so that step
 //!   comes on the next iteration.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +31,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::thread::{self, ThreadId};
 
 use async_task::Runnable;
-use evloop_sched::{Context, EventLoop, Exception, RemoteLoop, TimerHandle, get_running_loop};
+use evloop_sched::{Context, EventLoop, Exception, RawStep, RemoteLoop, StepVTable, TimerHandle};
 
 use crate::Error;
 use crate::core::{Core, Node};
@@ -53,8 +57,11 @@ struct Extra {
 
 /// The state a task has beyond a future's.
 pub(crate) struct TaskInfo {
-    id: u64,
-    extra: RefCell<Option<Box<Extra>>>,
+    /// Non-zero, so that `Option<TaskInfo>` needs no tag of its own (its `Cell`s offer no niche).
+    id: NonZeroU64,
+    /// A `Cell`, not a `RefCell` (one word less per task): taken out and put back around each
+    /// use, with no foreign code in between (see `with_extra`).
+    extra: Cell<Option<Box<Extra>>>,
     must_cancel: Cell<bool>,
     num_cancels: Cell<u32>,
     waiter: Cell<Waiter>,
@@ -70,8 +77,11 @@ pub(crate) struct TaskInfo {
 impl TaskInfo {
     pub(crate) fn new() -> TaskInfo {
         TaskInfo {
-            id: NEXT_TASK.fetch_add(1, Ordering::Relaxed),
-            extra: RefCell::new(None),
+            // The counter starts at 1 and would take centuries to wrap; `MAX` keeps it non-zero
+            // without a panic path.
+            id: NonZeroU64::new(NEXT_TASK.fetch_add(1, Ordering::Relaxed))
+                .unwrap_or(NonZeroU64::MAX),
+            extra: Cell::new(None),
             must_cancel: Cell::new(false),
             num_cancels: Cell::new(0),
             waiter: Cell::new(Waiter::None),
@@ -82,15 +92,33 @@ impl TaskInfo {
         }
     }
 
+    /// Runs `f` on the extra state, created on first use. `f` must not call foreign code.
+    fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let mut extra = self.extra.take().unwrap_or_default();
+        let out = f(&mut extra);
+        self.extra.set(Some(extra));
+        out
+    }
+
+    /// Reads the extra state, if any. `f` must not call foreign code.
+    fn read_extra<R>(&self, f: impl FnOnce(&Extra) -> Option<R>) -> Option<R> {
+        let extra = self.extra.take();
+        let out = extra.as_deref().and_then(f);
+        self.extra.set(extra);
+        out
+    }
+
     pub(crate) fn name(&self) -> String {
-        match self.extra.borrow().as_ref().and_then(|e| e.name.as_ref()) {
-            Some(name) => name.clone(),
+        match self.read_extra(|e| e.name.clone()) {
+            Some(name) => name,
             None => format!("Task-{}", self.id),
         }
     }
 
     pub(crate) fn set_name(&self, name: String) {
-        self.extra.borrow_mut().get_or_insert_default().name = Some(name);
+        let old = self.with_extra(|e| e.name.replace(name));
+        // Dropped after the extra state is back in place.
+        drop(old);
     }
 
     pub(crate) fn cancelling(&self) -> u32 {
@@ -134,14 +162,15 @@ impl TaskInfo {
         }
         self.num_cancels
             .set(self.num_cancels.get().saturating_add(1));
-        {
-            // The first message wins, as in asyncio where the awaited future keeps it.
-            let mut extra = self.extra.borrow_mut();
-            let first = &mut extra.get_or_insert_default().cancel_msg;
-            if first.is_none() {
-                *first = msg;
+        // The first message wins, as in asyncio where the awaited future keeps it.
+        let unused = self.with_extra(|e| match &e.cancel_msg {
+            Some(_) => msg,
+            None => {
+                e.cancel_msg = msg;
+                None
             }
-        }
+        });
+        drop(unused);
         self.must_cancel.set(true);
         if !self.running.get() {
             self.cancel_waiter();
@@ -175,10 +204,7 @@ impl TaskInfo {
     }
 
     fn cancel_msg(&self) -> Option<Arc<str>> {
-        self.extra
-            .borrow()
-            .as_ref()
-            .and_then(|e| e.cancel_msg.clone())
+        self.read_extra(|e| e.cancel_msg.clone())
     }
 }
 
@@ -327,11 +353,6 @@ thread_local! {
     static THREAD_ID: ThreadId = thread::current().id();
 }
 
-/// The current thread's id; ids are never reused within a process.
-fn thread_mark() -> ThreadId {
-    THREAD_ID.with(|id| *id)
-}
-
 /// Owns a task's step while it is queued. Dropped on the loop's thread it cancels the task's
 /// run (async-task then drops the body); dropped on another thread (a push to a closed loop)
 /// it leaks the step instead, because a local task must be dropped on its own thread.
@@ -341,7 +362,7 @@ struct Queued {
 }
 
 impl Queued {
-    /// `origin` is the mark of the thread that spawned the task (not the one waking it).
+    /// `origin` is the thread that spawned the task (the loop's, not the one waking it).
     fn new(runnable: Runnable, origin: ThreadId) -> Queued {
         Queued {
             runnable: Some(runnable),
@@ -374,22 +395,21 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // The one capture: the schedule function lives in every task's allocation. The loop's
+    // thread (`RemoteLoop::thread_id`) is the thread that spawned the task, since an
+    // `EventLoop` never leaves it.
     let remote: RemoteLoop = core.lp.remote();
-    // The registry's address identifies the loop: it lives as long as the loop, and the loop
-    // lives as long as this task (its core holds it).
-    let loop_id = Rc::as_ptr(reg) as usize;
-    let origin = thread_mark();
     let schedule = move |runnable: Runnable| {
-        let queued = Queued::new(runnable, origin);
         // Woken on the loop's thread while it runs (the common case: a future set by a
-        // callback or another task): `call_soon`, without the cross-thread machinery.
-        let local = get_running_loop()
-            .ok()
-            .filter(|lp| Rc::as_ptr(&lp.local::<Registry>()) as usize == loop_id);
+        // callback or another task): straight onto the ready queue, with no allocation and
+        // without the cross-thread machinery.
+        let local = remote.running_here();
         if let Some(lp) = local {
-            let _ = lp.call_soon(move || queued.run());
+            // A closed loop drops the step here, on its own thread.
+            let _ = lp.call_soon_step(raw_step(runnable));
             return;
         }
+        let queued = Queued::new(runnable, remote.thread_id());
         // A closed loop drops `queued` (leaked off-thread, see `Queued`): a waker of a closed
         // loop does nothing.
         let _ = remote.call_soon_threadsafe(move || queued.run());
@@ -409,10 +429,48 @@ where
     runnable
 }
 
-/// Queues a first step with `call_soon` (FIFO with callbacks even before the loop runs).
+/// Queues a first step in the ready queue (FIFO with callbacks even before the loop runs).
 pub(crate) fn queue_first_step(lp: &EventLoop, runnable: Runnable) -> Result<(), Error> {
-    // Called by `create_task`'s caller: the thread that spawned the task.
-    let queued = Queued::new(runnable, thread_mark());
-    lp.call_soon(move || queued.run())?;
+    // Called by `create_task`'s caller: the thread that spawned the task and owns the loop.
+    lp.call_soon_step(raw_step(runnable))?;
     Ok(())
+}
+
+/// Runs the step behind a pointer made by [`raw_step`].
+///
+/// # Safety
+///
+/// `ptr` comes from `Runnable::into_raw` in [`raw_step`], on this thread, and is handed back
+/// once (the `RawStep` contract).
+unsafe fn run_step(ptr: NonNull<()>) {
+    // SAFETY: the caller's contract: `ptr` is a `Runnable` of this thread, given back once.
+    let runnable = unsafe { Runnable::<()>::from_raw(ptr) };
+    runnable.run();
+}
+
+/// Drops, unrun, the step behind a pointer made by [`raw_step`]: async-task then drops the
+/// task's future (on this thread, where it was spawned).
+///
+/// # Safety
+///
+/// As [`run_step`].
+unsafe fn drop_step(ptr: NonNull<()>) {
+    // SAFETY: as in `run_step`.
+    let runnable = unsafe { Runnable::<()>::from_raw(ptr) };
+    drop(runnable);
+}
+
+static STEP_VTABLE: StepVTable = StepVTable {
+    run: run_step,
+    drop: drop_step,
+};
+
+/// A task's step as a ready-queue entry that costs no allocation. Call it only on the thread
+/// that spawned the task (the loop's).
+fn raw_step(runnable: Runnable) -> RawStep {
+    let ptr = runnable.into_raw();
+    // SAFETY: `ptr` owns the `Runnable`; `run_step` and `drop_step` each turn it back into one,
+    // and the `RawStep` calls exactly one of them once, on this thread: the one that spawned
+    // the local task, as `spawn_local` requires for running or dropping its `Runnable`.
+    unsafe { RawStep::new(ptr, &STEP_VTABLE) }
 }
