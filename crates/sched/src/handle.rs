@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::Location;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use evloop_timer::TimerKey;
@@ -41,9 +41,6 @@ pub(crate) trait RemoteCallback: Send + Sync {
     fn location(&self) -> &'static Location<'static>;
 }
 
-const PENDING: u8 = 0;
-const RAN: u8 = 1;
-const CANCELLED: u8 = 2;
 
 /// A one-shot callback (`call_soon`, `call_later`, `call_at`).
 pub(crate) struct Once<F> {
@@ -140,7 +137,7 @@ impl<F: FnMut()> Callback for Repeating<F> {
 
 /// A one-shot callback submitted from another thread.
 pub(crate) struct RemoteOnce<F> {
-    state: AtomicU8,
+    cancelled: AtomicBool,
     location: &'static Location<'static>,
     f: Mutex<Option<F>>,
 }
@@ -148,7 +145,7 @@ pub(crate) struct RemoteOnce<F> {
 impl<F: FnOnce() + Send + 'static> RemoteOnce<F> {
     pub(crate) fn new_arc(f: F, location: &'static Location<'static>) -> Arc<dyn RemoteCallback> {
         Arc::new(RemoteOnce {
-            state: AtomicU8::new(PENDING),
+            cancelled: AtomicBool::new(false),
             location,
             f: Mutex::new(Some(f)),
         })
@@ -169,21 +166,18 @@ impl<F: FnOnce() + Send> RemoteCallback for RemoteOnce<F> {
     fn run(&self) {
         let f = self.slot().take();
         if let Some(f) = f {
-            let _ = self
-                .state
-                .compare_exchange(PENDING, RAN, Ordering::AcqRel, Ordering::Acquire);
             f();
         }
     }
 
     fn cancel(&self) {
-        self.state.store(CANCELLED, Ordering::Release);
+        self.cancelled.store(true, Ordering::Release);
         let dead = self.slot().take();
         drop(dead);
     }
 
     fn cancelled(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCELLED
+        self.cancelled.load(Ordering::Acquire)
     }
 
     fn location(&self) -> &'static Location<'static> {
