@@ -41,7 +41,6 @@ pub(crate) trait RemoteCallback: Send + Sync {
     fn location(&self) -> &'static Location<'static>;
 }
 
-
 /// A one-shot callback (`call_soon`, `call_later`, `call_at`).
 pub(crate) struct Once<F> {
     cancelled: Cell<bool>,
