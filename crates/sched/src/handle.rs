@@ -378,3 +378,18 @@ impl fmt::Debug for RemoteHandle {
         write!(f, "<RemoteHandle{state} created at {}>", self.cb.location())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pending `Handle` costs its `Rc` allocation (two counts, the flag, the creation site,
+    /// the closure) plus one ready-queue slot: at most 64 bytes besides what the closure captures.
+    #[test]
+    fn a_pending_handle_costs_at_most_64_bytes_plus_its_closure() {
+        let rc_counts = 2 * size_of::<usize>();
+        let capture_free = rc_counts + size_of::<Once<()>>() + size_of::<Job>();
+        assert!(capture_free <= 64, "{capture_free} bytes");
+        assert_eq!(size_of::<Job>(), 24);
+    }
+}
