@@ -75,8 +75,14 @@ fn secs_to_ns(secs: f64, what: &str) -> Result<Option<i128>, Error> {
     if secs == f64::INFINITY {
         return Ok(None);
     }
-    // `as` saturates for floats beyond the integer range, and -inf becomes i128::MIN.
-    Ok(Some((secs * 1e9).ceil() as i128))
+    let ns = (secs * 1e9).ceil();
+    // Inside ±9e18 the i64 conversion is exact and much cheaper than the i128 one (a library
+    // call); beyond it `as i128` saturates, and -inf becomes i128::MIN.
+    Ok(Some(if ns.abs() < 9.0e18 {
+        i128::from(ns as i64)
+    } else {
+        ns as i128
+    }))
 }
 
 /// A signed offset from `now` as a deadline on the loop clock, saturating at 0 and just below
