@@ -15,6 +15,7 @@
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
 //! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
 //! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo` |
+//! | 5 | `evloop-net` | the low-level socket operations: `sock_recv`, `sock_sendall`, `sock_connect`, `sock_accept`… |
 //! | 6 | `evloop` | this facade |
 //!
 //! # Examples
@@ -76,6 +77,12 @@ pub use evloop_exec::{
     ShutdownDefaultExecutor,
 };
 
+// Floor 5: networking (for now the low-level socket operations), and the socket2 it speaks.
+pub use evloop_net::{
+    LoopSockExt, SockAccept, SockConnect, SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto,
+    SockSendall, SockSendto, socket2,
+};
+
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {
     pub use evloop_reactor::{Interest, Reactor, Ready, Waker};
@@ -84,6 +91,7 @@ pub mod raw {
 
 /// The names most programs need, for `use evloop::prelude::*;`.
 pub mod prelude {
+    pub use crate::LoopSockExt;
     pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
     pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
 }

@@ -1,0 +1,34 @@
+//! evloop-net is floor 5 of evloop: networking. For now it owns asyncio's low-level socket
+//! operations (`sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_connect`, `sock_accept`,
+//! `sock_sendto`, `sock_recvfrom`, `sock_recvfrom_into`) on non-blocking [`socket2::Socket`]s,
+//! as the extension trait [`LoopSockExt`] on `evloop_sched::EventLoop`; transports, protocols
+//! and servers come later, on top of these. It depends only on `evloop-sched` (floor 2),
+//! `evloop-task` (floor 3) and `evloop-exec` (floor 4, to resolve host names off the loop),
+//! plus `socket2` and `libc`; it must never know about the facade crate `evloop`, which
+//! re-exports it. Most users want that facade, whose prelude brings [`LoopSockExt`] in scope.
+//!
+//! # How an operation runs
+//!
+//! Each operation is a named future borrowing the socket. Its first poll tries the syscall, so
+//! a ready socket costs no registration; on `WouldBlock` it watches the fd with `add_reader` or
+//! `add_writer` until it completes or is dropped. A dropped (cancelled) operation has consumed
+//! no data and leaves no reader or writer behind. One receive (or accept) and one send (or
+//! connect) may be pending per socket at a time; a second one fails with `ResourceBusy`.
+//!
+//! # Threads
+//!
+//! The futures are `!Send`, like the loop: they run in tasks on the loop's thread.
+
+mod accept;
+mod connect;
+mod ext;
+mod readiness;
+mod recv;
+mod send;
+
+pub use accept::SockAccept;
+pub use connect::SockConnect;
+pub use ext::LoopSockExt;
+pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
+pub use send::{SockSendall, SockSendto};
+pub use socket2;

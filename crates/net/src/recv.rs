@@ -1,0 +1,188 @@
+//! The receiving operations: `sock_recv`, `sock_recv_into`, `sock_recvfrom` and
+//! `sock_recvfrom_into`.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read};
+use std::mem::{self, MaybeUninit};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use evloop_sched::EventLoop;
+use socket2::{SockAddr, Socket};
+
+use crate::readiness::{Readiness, Side};
+
+/// The future of [`sock_recv`](crate::LoopSockExt::sock_recv): up to `nbytes` bytes, empty at
+/// end of stream.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockRecv<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    /// Allocated once with capacity `nbytes`; filled by the kernel without zeroing first.
+    buf: Vec<u8>,
+}
+
+impl<'a> SockRecv<'a> {
+    pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, nbytes: usize) -> SockRecv<'a> {
+        SockRecv {
+            io: Readiness::new(lp, sock, Side::Read, "sock_recv"),
+            sock,
+            buf: Vec::with_capacity(nbytes),
+        }
+    }
+}
+
+impl Future for SockRecv<'_> {
+    type Output = io::Result<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (sock, buf) = (this.sock, &mut this.buf);
+        this.io
+            .poll_io(cx, sock, || {
+                let n = sock.recv(buf.spare_capacity_mut())?;
+                // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, and
+                // `n` is at most its length.
+                unsafe { buf.set_len(n) };
+                Ok(())
+            })
+            .map_ok(|()| mem::take(&mut this.buf))
+    }
+}
+
+impl fmt::Debug for SockRecv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockRecv")
+            .field("io", &self.io)
+            .field("nbytes", &self.buf.capacity())
+            .finish()
+    }
+}
+
+/// The future of [`sock_recv_into`](crate::LoopSockExt::sock_recv_into): the number of bytes
+/// written at the start of the buffer, 0 at end of stream.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockRecvInto<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    buf: &'a mut [u8],
+}
+
+impl<'a> SockRecvInto<'a> {
+    pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, buf: &'a mut [u8]) -> SockRecvInto<'a> {
+        SockRecvInto {
+            io: Readiness::new(lp, sock, Side::Read, "sock_recv_into"),
+            sock,
+            buf,
+        }
+    }
+}
+
+impl Future for SockRecvInto<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (mut sock, buf) = (this.sock, &mut *this.buf);
+        this.io.poll_io(cx, sock, || sock.read(buf))
+    }
+}
+
+impl fmt::Debug for SockRecvInto<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockRecvInto")
+            .field("io", &self.io)
+            .field("len", &self.buf.len())
+            .finish()
+    }
+}
+
+/// The future of [`sock_recvfrom`](crate::LoopSockExt::sock_recvfrom): one datagram of up to
+/// `nbytes` bytes (the rest of a longer one is discarded) and its sender.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockRecvfrom<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    buf: Vec<u8>,
+}
+
+impl<'a> SockRecvfrom<'a> {
+    pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, nbytes: usize) -> SockRecvfrom<'a> {
+        SockRecvfrom {
+            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom"),
+            sock,
+            buf: Vec::with_capacity(nbytes),
+        }
+    }
+}
+
+impl Future for SockRecvfrom<'_> {
+    type Output = io::Result<(Vec<u8>, SockAddr)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (sock, buf) = (this.sock, &mut this.buf);
+        this.io
+            .poll_io(cx, sock, || {
+                let (n, addr) = sock.recv_from(buf.spare_capacity_mut())?;
+                // SAFETY: `recv_from` initialised the first `n` bytes of the spare capacity,
+                // and `n` is at most its length.
+                unsafe { buf.set_len(n) };
+                Ok(addr)
+            })
+            .map_ok(|addr| (mem::take(&mut this.buf), addr))
+    }
+}
+
+impl fmt::Debug for SockRecvfrom<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockRecvfrom")
+            .field("io", &self.io)
+            .field("nbytes", &self.buf.capacity())
+            .finish()
+    }
+}
+
+/// The future of [`sock_recvfrom_into`](crate::LoopSockExt::sock_recvfrom_into): the length of
+/// one datagram written at the start of the buffer (truncated to it), and its sender.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockRecvfromInto<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    buf: &'a mut [u8],
+}
+
+impl<'a> SockRecvfromInto<'a> {
+    pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, buf: &'a mut [u8]) -> SockRecvfromInto<'a> {
+        SockRecvfromInto {
+            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom_into"),
+            sock,
+            buf,
+        }
+    }
+}
+
+impl Future for SockRecvfromInto<'_> {
+    type Output = io::Result<(usize, SockAddr)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (sock, buf) = (this.sock, &mut *this.buf);
+        this.io.poll_io(cx, sock, || {
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv_from` only ever
+            // writes initialised bytes into the buffer, so it stays a valid `[u8]`.
+            let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+            sock.recv_from(uninit)
+        })
+    }
+}
+
+impl fmt::Debug for SockRecvfromInto<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockRecvfromInto")
+            .field("io", &self.io)
+            .field("len", &self.buf.len())
+            .finish()
+    }
+}

@@ -1,0 +1,111 @@
+//! The sending operations: `sock_sendall` and `sock_sendto`.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use evloop_sched::EventLoop;
+use socket2::{SockAddr, Socket};
+
+use crate::readiness::{Readiness, Side};
+
+/// The future of [`sock_sendall`](crate::LoopSockExt::sock_sendall): done once every byte was
+/// handed to the kernel.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockSendall<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    data: &'a [u8],
+    sent: usize,
+}
+
+impl<'a> SockSendall<'a> {
+    pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, data: &'a [u8]) -> SockSendall<'a> {
+        SockSendall {
+            io: Readiness::new(lp, sock, Side::Write, "sock_sendall"),
+            sock,
+            data,
+            sent: 0,
+        }
+    }
+
+    /// How many bytes were handed to the kernel so far (all of them once the future is done;
+    /// after an error, what was sent before it).
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+}
+
+impl Future for SockSendall<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (sock, data, sent) = (this.sock, this.data, &mut this.sent);
+        this.io.poll_io(cx, sock, || {
+            while *sent < data.len() {
+                // socket2's `send` passes MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE.
+                *sent += sock.send(&data[*sent..])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl fmt::Debug for SockSendall<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockSendall")
+            .field("io", &self.io)
+            .field("len", &self.data.len())
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+/// The future of [`sock_sendto`](crate::LoopSockExt::sock_sendto): the number of bytes sent as
+/// one datagram.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct SockSendto<'a> {
+    io: Readiness,
+    sock: &'a Socket,
+    data: &'a [u8],
+    addr: &'a SockAddr,
+}
+
+impl<'a> SockSendto<'a> {
+    pub(crate) fn new(
+        lp: &EventLoop,
+        sock: &'a Socket,
+        data: &'a [u8],
+        addr: &'a SockAddr,
+    ) -> SockSendto<'a> {
+        SockSendto {
+            io: Readiness::new(lp, sock, Side::Write, "sock_sendto"),
+            sock,
+            data,
+            addr,
+        }
+    }
+}
+
+impl Future for SockSendto<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (sock, data, addr) = (this.sock, this.data, this.addr);
+        this.io.poll_io(cx, sock, || sock.send_to(data, addr))
+    }
+}
+
+impl fmt::Debug for SockSendto<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SockSendto")
+            .field("io", &self.io)
+            .field("len", &self.data.len())
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
