@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{EventLoop, get_running_loop};
 
+use crate::chain;
 use crate::common::{check, measure, python_peers, tokio_rt};
 use crate::harness::{Ctx, cpu_time, median};
 
@@ -50,22 +51,9 @@ fn chained(ctx: &mut Ctx) -> Result<(), String> {
 }
 
 fn evloop_chained(n: usize) -> Result<f64, String> {
-    fn step(lp: &EventLoop, count: &Rc<Cell<usize>>, n: usize) {
-        count.set(count.get() + 1);
-        if count.get() < n {
-            let (l2, c2) = (lp.clone(), count.clone());
-            // The loop is open while it runs: call_soon cannot fail here.
-            let _ = lp.call_soon(move || step(&l2, &c2, n));
-        } else {
-            lp.stop();
-        }
-    }
     let lp = EventLoop::new().map_err(|e| e.to_string())?;
-    let count = Rc::new(Cell::new(0));
     let start = Instant::now();
-    let (l2, c2) = (lp.clone(), count.clone());
-    lp.call_soon(move || step(&l2, &c2, n))
-        .map_err(|e| e.to_string())?;
+    let count = chain::schedule(&lp, n).map_err(|e| e.to_string())?;
     lp.run_forever().map_err(|e| e.to_string())?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     lp.close().map_err(|e| e.to_string())?;

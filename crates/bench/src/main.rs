@@ -10,6 +10,7 @@
 // The harness, Python and system helpers are an API promised to every group
 // file; a helper that no group calls yet must not fail the build.
 mod callbacks;
+mod chain;
 mod common;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod harness;
