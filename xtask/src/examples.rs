@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use crate::cmd::{Cmd, Result, human};
 use crate::layers;
 
+#[path = "examples_net.rs"]
+mod net;
+
 /// One example to build, run and check.
 struct Example {
     /// The example's name, which is also its binary's name.
@@ -59,6 +62,48 @@ const EXAMPLES: &[Example] = &[
         source: "examples/signals.rs",
         timeout: Duration::from_secs(10),
         check: signals,
+    },
+    Example {
+        name: "echo_server",
+        package: "evloop",
+        source: "examples/echo_server.rs",
+        timeout: Duration::from_secs(240),
+        check: net::echo_server,
+    },
+    Example {
+        name: "echo_sock",
+        package: "evloop",
+        source: "examples/echo_sock.rs",
+        timeout: Duration::from_secs(30),
+        check: net::echo_sock,
+    },
+    Example {
+        name: "http_hello",
+        package: "evloop",
+        source: "examples/http_hello.rs",
+        timeout: Duration::from_secs(40),
+        check: net::http_hello,
+    },
+    Example {
+        name: "unix_echo",
+        package: "evloop",
+        source: "examples/unix_echo.rs",
+        timeout: Duration::from_secs(30),
+        check: net::unix_echo,
+    },
+    Example {
+        name: "udp_echo",
+        package: "evloop",
+        source: "examples/udp_echo.rs",
+        timeout: Duration::from_secs(30),
+        check: net::udp_echo,
+    },
+    Example {
+        name: "cat_pipe",
+        package: "evloop",
+        source: "examples/cat_pipe.rs",
+        timeout: Duration::from_secs(40),
+        check: net::cat_pipe,
     },
     Example {
         name: "wheel",

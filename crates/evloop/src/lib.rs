@@ -15,7 +15,7 @@
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
 //! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
 //! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo` |
-//! | 5 | `evloop-net` | the low-level socket operations: `sock_recv`, `sock_sendall`, `sock_connect`, `sock_accept`… |
+//! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes |
 //! | 6 | `evloop` | this facade |
 //!
 //! # Examples
@@ -77,10 +77,14 @@ pub use evloop_exec::{
     ShutdownDefaultExecutor,
 };
 
-// Floor 5: networking (for now the low-level socket operations), and the socket2 it speaks.
+// Floor 5: networking: the low-level socket operations, stream transports and protocols,
+// servers, datagram endpoints, pipes; and the socket2 it speaks.
 pub use evloop_net::{
-    LoopSockExt, SockAccept, SockConnect, SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto,
-    SockSendall, SockSendto, socket2,
+    ConnectErrors, ConnectOptions, Connection, DatagramOptions, DatagramProtocol,
+    DatagramTransport, ExtraInfo, LoopDatagramExt, LoopSockExt, LoopStreamExt, Protocol,
+    ServeForever, Server, ServerOptions, ServerSocket, SockAccept, SockConnect, SockRecv,
+    SockRecvInto, SockRecvfrom, SockRecvfromInto, SockSendall, SockSendto, Transport,
+    TransportInfo, UnixServerOptions, WaitClosed, socket2,
 };
 
 /// The floor-1 building blocks, for users who want them à la carte.
@@ -91,7 +95,7 @@ pub mod raw {
 
 /// The names most programs need, for `use evloop::prelude::*;`.
 pub mod prelude {
-    pub use crate::LoopSockExt;
     pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
+    pub use crate::{LoopDatagramExt, LoopSockExt, LoopStreamExt};
     pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
 }

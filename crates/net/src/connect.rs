@@ -132,6 +132,12 @@ impl Future for SockConnect<'_> {
                 Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
                     Err(io::ErrorKind::WouldBlock.into())
                 }
+                // A Unix listener whose queue is full: the connect did not start, and the
+                // socket is writable at once, so waiting would spin. Say so instead.
+                Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!("sock_connect: the listener's queue is full, try again later ({err})"),
+                )),
                 done => done,
             }
         })

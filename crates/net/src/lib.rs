@@ -21,14 +21,27 @@
 
 mod accept;
 mod connect;
+mod datagram;
 mod ext;
+mod open;
+mod protocol;
+mod readbuf;
 mod readiness;
 mod recv;
 mod send;
+mod server;
+mod stream_ext;
+mod transport;
 
 pub use accept::SockAccept;
 pub use connect::SockConnect;
+pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 pub use ext::LoopSockExt;
+pub use open::{ConnectErrors, ConnectOptions, ServerOptions, UnixServerOptions};
+pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
 pub use send::{SockSendall, SockSendto};
+pub use server::{ServeForever, Server, ServerSocket, WaitClosed};
 pub use socket2;
+pub use stream_ext::{Connection, LoopStreamExt};
+pub use transport::{ExtraInfo, Transport, TransportInfo};

@@ -1,0 +1,293 @@
+//! The option builders of `create_connection`, `create_server` and `create_unix_server`:
+//! asyncio's keyword arguments, as plain values that the opening functions consume.
+
+use std::time::Duration;
+
+use socket2::{Domain, Socket};
+
+/// asyncio's default `backlog` of `create_server` and `create_unix_server`.
+pub(crate) const DEFAULT_BACKLOG: u32 = 100;
+
+/// The options of `create_connection`: where to connect, and how.
+///
+/// Give either a `host` and/or a `port` (resolved on the executor, every address tried in
+/// turn), or a `sock` that is already made; giving both is an error when the connection is
+/// opened. Without `happy_eyeballs_delay` the addresses are tried one after the other; with
+/// it, the connection races them as RFC 8305 describes: a new attempt starts when the previous
+/// one fails or after the delay, the first to connect wins, and the others are closed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_net::ConnectOptions;
+/// use evloop_net::socket2::Domain;
+///
+/// let opts = ConnectOptions::new()
+///     .host("localhost")
+///     .port(8080)
+///     .family(Domain::IPV4)
+///     .happy_eyeballs_delay(Duration::from_millis(250))
+///     .all_errors(true);
+/// assert!(format!("{opts:?}").contains("\"localhost\""));
+/// ```
+#[derive(Debug, Default)]
+pub struct ConnectOptions {
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) family: Option<Domain>,
+    pub(crate) local_addr: Option<(String, u16)>,
+    pub(crate) happy_eyeballs_delay: Option<Duration>,
+    pub(crate) interleave: Option<usize>,
+    pub(crate) all_errors: bool,
+    pub(crate) sock: Option<Socket>,
+}
+
+impl ConnectOptions {
+    /// No address yet: every option at asyncio's default.
+    pub fn new() -> ConnectOptions {
+        ConnectOptions::default()
+    }
+
+    /// The host to connect to: a name or a numeric address.
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> ConnectOptions {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The port to connect to.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> ConnectOptions {
+        self.port = Some(port);
+        self
+    }
+
+    /// Only addresses of this family (`Domain::IPV4` or `Domain::IPV6`); by default any.
+    #[must_use]
+    pub fn family(mut self, family: Domain) -> ConnectOptions {
+        self.family = Some(family);
+        self
+    }
+
+    /// Binds each attempt's socket to an address of `host` and `port` (resolved like the
+    /// remote address) before connecting; port 0 lets the system choose.
+    #[must_use]
+    pub fn local_addr(mut self, host: impl Into<String>, port: u16) -> ConnectOptions {
+        self.local_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Races the addresses (RFC 8305 Happy Eyeballs), starting the next attempt after `delay`
+    /// if the previous one has neither connected nor failed. RFC 8305 recommends 250 ms.
+    #[must_use]
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> ConnectOptions {
+        self.happy_eyeballs_delay = Some(delay);
+        self
+    }
+
+    /// Reorders the resolved addresses so that families alternate, `count` addresses of the
+    /// first family first (RFC 8305's "First Address Family Count"); 0 keeps the resolver's
+    /// order. Defaults to 1 when a Happy Eyeballs delay is given, and to 0 otherwise.
+    #[must_use]
+    pub fn interleave(mut self, count: usize) -> ConnectOptions {
+        self.interleave = Some(count);
+        self
+    }
+
+    /// When every attempt fails, report all their errors as a
+    /// [`ConnectErrors`](crate::ConnectErrors) inside the `io::Error`, instead of one error.
+    #[must_use]
+    pub fn all_errors(mut self, all: bool) -> ConnectOptions {
+        self.all_errors = all;
+        self
+    }
+
+    /// Uses this stream socket instead of opening one; connected or not is the caller's
+    /// affair. It is set non-blocking.
+    #[must_use]
+    pub fn sock(mut self, sock: Socket) -> ConnectOptions {
+        self.sock = Some(sock);
+        self
+    }
+}
+
+/// The options of `create_server`: where to listen, and how.
+///
+/// Give hosts and/or a port (each host resolved with `AI_PASSIVE`; one listening socket per
+/// distinct address), or a `sock` that is already bound; giving both is an error when the
+/// server is opened. No host, or the empty host, means every address family the resolver
+/// offers (`0.0.0.0` and `::`).
+///
+/// # Examples
+///
+/// ```
+/// use evloop_net::ServerOptions;
+///
+/// let opts = ServerOptions::new()
+///     .host("127.0.0.1")
+///     .host("::1")
+///     .port(0)
+///     .backlog(512)
+///     .reuse_port(true);
+/// assert!(format!("{opts:?}").contains("backlog: 512"));
+/// ```
+#[derive(Debug)]
+pub struct ServerOptions {
+    pub(crate) hosts: Vec<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) family: Option<Domain>,
+    pub(crate) backlog: u32,
+    pub(crate) reuse_address: bool,
+    pub(crate) reuse_port: bool,
+    pub(crate) start_serving: bool,
+    pub(crate) sock: Option<Socket>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            hosts: Vec::new(),
+            port: None,
+            family: None,
+            backlog: DEFAULT_BACKLOG,
+            reuse_address: true,
+            reuse_port: false,
+            start_serving: true,
+            sock: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// No address yet: backlog 100, `SO_REUSEADDR` on, `SO_REUSEPORT` off, serving at once.
+    pub fn new() -> ServerOptions {
+        ServerOptions::default()
+    }
+
+    /// Adds a host to listen on; call it again to listen on several. The empty host means
+    /// every family, as no host does.
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> ServerOptions {
+        self.hosts.push(host.into());
+        self
+    }
+
+    /// The port to listen on; 0 (or none) lets the system choose.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> ServerOptions {
+        self.port = Some(port);
+        self
+    }
+
+    /// Only addresses of this family (`Domain::IPV4` or `Domain::IPV6`); by default any.
+    #[must_use]
+    pub fn family(mut self, family: Domain) -> ServerOptions {
+        self.family = Some(family);
+        self
+    }
+
+    /// The length of the queue of connections not yet accepted (`listen(2)`); default 100.
+    /// It is also how many connections one readiness event may accept.
+    #[must_use]
+    pub fn backlog(mut self, backlog: u32) -> ServerOptions {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets `SO_REUSEADDR`, so a port in `TIME_WAIT` can be bound again; on by default.
+    #[must_use]
+    pub fn reuse_address(mut self, reuse: bool) -> ServerOptions {
+        self.reuse_address = reuse;
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`, so several sockets (of this process or others) share the port and
+    /// the kernel balances connections between them; off by default.
+    #[must_use]
+    pub fn reuse_port(mut self, reuse: bool) -> ServerOptions {
+        self.reuse_port = reuse;
+        self
+    }
+
+    /// Whether the server accepts connections as soon as it is made (default), or only after
+    /// `start_serving` or `serve_forever`.
+    #[must_use]
+    pub fn start_serving(mut self, start: bool) -> ServerOptions {
+        self.start_serving = start;
+        self
+    }
+
+    /// Listens on this bound stream socket instead of opening one.
+    #[must_use]
+    pub fn sock(mut self, sock: Socket) -> ServerOptions {
+        self.sock = Some(sock);
+        self
+    }
+}
+
+/// The options of `create_unix_server`, besides its path.
+///
+/// # Examples
+///
+/// ```
+/// use evloop_net::UnixServerOptions;
+///
+/// let opts = UnixServerOptions::new().backlog(16).cleanup_socket(false);
+/// assert!(format!("{opts:?}").contains("cleanup_socket: false"));
+/// ```
+#[derive(Debug)]
+pub struct UnixServerOptions {
+    pub(crate) backlog: u32,
+    pub(crate) start_serving: bool,
+    pub(crate) cleanup_socket: bool,
+    pub(crate) sock: Option<Socket>,
+}
+
+impl Default for UnixServerOptions {
+    fn default() -> UnixServerOptions {
+        UnixServerOptions {
+            backlog: DEFAULT_BACKLOG,
+            start_serving: true,
+            cleanup_socket: true,
+            sock: None,
+        }
+    }
+}
+
+impl UnixServerOptions {
+    /// Backlog 100, serving at once, the socket file removed when the server closes.
+    pub fn new() -> UnixServerOptions {
+        UnixServerOptions::default()
+    }
+
+    /// The length of the queue of connections not yet accepted (`listen(2)`); default 100.
+    #[must_use]
+    pub fn backlog(mut self, backlog: u32) -> UnixServerOptions {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Whether the server accepts connections as soon as it is made (default), or only after
+    /// `start_serving` or `serve_forever`.
+    #[must_use]
+    pub fn start_serving(mut self, start: bool) -> UnixServerOptions {
+        self.start_serving = start;
+        self
+    }
+
+    /// Whether closing the server removes its socket file (default), provided the file is
+    /// still the one the server bound. Abstract names have no file and are never touched.
+    #[must_use]
+    pub fn cleanup_socket(mut self, cleanup: bool) -> UnixServerOptions {
+        self.cleanup_socket = cleanup;
+        self
+    }
+
+    /// Listens on this bound `AF_UNIX` stream socket instead of binding a path.
+    #[must_use]
+    pub fn sock(mut self, sock: Socket) -> UnixServerOptions {
+        self.sock = Some(sock);
+        self
+    }
+}

@@ -1,0 +1,628 @@
+//! A stream transport's state and its state machine: reading, the write buffer, flow control,
+//! closing. [`Transport`](super::Transport) is the public handle on it.
+//!
+//! # Ground rules
+//!
+//! - Only the loop's callbacks and the handle's methods touch it, all on the loop's thread.
+//! - Calls into the protocol go through [`Inner::deliver`] (or the copy-free data path), which
+//!   keeps their order and defers a call the protocol is too busy (already borrowed) to take.
+//! - `connection_lost` is always delivered from a callback of its own, never inside a method
+//!   the user called; after it the fd is closed and the protocol dropped.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use evloop_sched::{Context, EventLoop, Exception};
+
+use super::deliver::Event;
+use super::registry::Registry;
+use super::sys::{self, FdKind};
+use super::wbuf::WriteBuf;
+use crate::protocol::Protocol;
+use crate::readbuf::ReadBuffer;
+
+/// The default high-water mark of the write buffer (asyncio's 64 KiB); low is high / 4.
+pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
+
+/// Which stream transport this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A connected stream socket: reads and writes.
+    Socket,
+    /// The read end of a pipe.
+    ReadPipe,
+    /// The write end of a pipe.
+    WritePipe,
+}
+
+impl Role {
+    fn reads(self) -> bool {
+        self != Role::WritePipe
+    }
+
+    fn kind(self) -> FdKind {
+        match self {
+            Role::Socket => FdKind::Socket,
+            Role::ReadPipe | Role::WritePipe => FdKind::Pipe,
+        }
+    }
+}
+
+/// Flag bits of [`Inner::flags`].
+pub(crate) mod flag {
+    /// `connection_made` was delivered.
+    pub(crate) const CONNECTED: u16 = 1;
+    /// `close()`, `abort()`, a fatal error or EOF began closing.
+    pub(crate) const CLOSING: u16 = 1 << 1;
+    /// The user paused reading.
+    pub(crate) const PAUSED: u16 = 1 << 2;
+    /// A reader is registered with the loop.
+    pub(crate) const READER: u16 = 1 << 3;
+    /// A writer is registered with the loop.
+    pub(crate) const WRITER: u16 = 1 << 4;
+    /// `write_eof()` was called.
+    pub(crate) const EOF: u16 = 1 << 5;
+    /// The protocol was told to pause writing.
+    pub(crate) const PROTO_PAUSED: u16 = 1 << 6;
+    /// `connection_lost` is scheduled or done.
+    pub(crate) const LOST: u16 = 1 << 7;
+    /// A protocol method is running.
+    pub(crate) const IN_CALL: u16 = 1 << 8;
+    /// A drain of deferred events is scheduled.
+    pub(crate) const DRAIN: u16 = 1 << 9;
+    /// The fd was closed.
+    pub(crate) const RELEASED: u16 = 1 << 10;
+}
+
+/// The transport's state.
+pub(crate) struct Inner {
+    pub(crate) lp: EventLoop,
+    fd: RawFd,
+    pub(crate) role: Role,
+    flags: Cell<u16>,
+    /// Dropped after `connection_lost`.
+    pub(crate) protocol: RefCell<Option<Rc<RefCell<dyn Protocol>>>>,
+    /// For reports: the protocol's type name.
+    pub(crate) protocol_name: &'static str,
+    readbuf: Rc<ReadBuffer>,
+    wbuf: RefCell<WriteBuf>,
+    high: Cell<usize>,
+    low: Cell<usize>,
+    /// Writes dropped because the transport was closing (asyncio's `_conn_lost` count).
+    dropped_writes: Cell<u32>,
+    /// Protocol calls waiting for the protocol to be free, in order.
+    pub(crate) deferred: RefCell<VecDeque<Event>>,
+    slot: Cell<u32>,
+    /// Run once after `connection_lost` (a server forgets its client).
+    on_lost: Cell<Option<Box<dyn FnOnce()>>>,
+}
+
+impl Inner {
+    /// A transport on `fd`, which it now owns (and closes after `connection_lost`). The fd must
+    /// be non-blocking.
+    pub(crate) fn new(
+        lp: &EventLoop,
+        fd: RawFd,
+        role: Role,
+        protocol: Rc<RefCell<dyn Protocol>>,
+        protocol_name: &'static str,
+    ) -> Rc<Inner> {
+        let inner = Rc::new(Inner {
+            lp: lp.clone(),
+            fd,
+            role,
+            flags: Cell::new(0),
+            protocol: RefCell::new(Some(protocol)),
+            protocol_name,
+            readbuf: ReadBuffer::of(lp),
+            wbuf: RefCell::new(WriteBuf::default()),
+            high: Cell::new(DEFAULT_HIGH),
+            low: Cell::new(DEFAULT_HIGH / 4),
+            dropped_writes: Cell::new(0),
+            deferred: RefCell::new(VecDeque::new()),
+            slot: Cell::new(u32::MAX),
+            on_lost: Cell::new(None),
+        });
+        inner.slot.set(Registry::insert(lp, &inner));
+        inner
+    }
+
+    pub(crate) fn has(&self, bits: u16) -> bool {
+        self.flags.get() & bits != 0
+    }
+
+    pub(crate) fn set(&self, bits: u16) {
+        self.flags.set(self.flags.get() | bits);
+    }
+
+    pub(crate) fn unset(&self, bits: u16) {
+        self.flags.set(self.flags.get() & !bits);
+    }
+
+    /// The fd, or `None` once it was closed.
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        (!self.has(flag::RELEASED)).then_some(self.fd)
+    }
+
+    pub(crate) fn set_on_lost(&self, f: Box<dyn FnOnce()>) {
+        self.on_lost.set(Some(f));
+    }
+
+    /// Schedules `connection_made`, then reading; `then` runs right after (it completes the
+    /// waiter of `create_connection`).
+    pub(crate) fn start(self: &Rc<Self>, then: impl FnOnce() + 'static) -> io::Result<()> {
+        let me = self.clone();
+        self.lp.call_soon(move || {
+            me.deliver(Event::Made);
+            if me.role.reads() && !me.has(flag::CLOSING | flag::PAUSED) {
+                me.add_reader();
+            }
+            if me.role == Role::WritePipe && !me.has(flag::CLOSING) {
+                // A write pipe is readable only when its reader went away: watch for that.
+                me.add_reader();
+            }
+            then();
+        })?;
+        Ok(())
+    }
+
+    // ----- reading -----
+
+    fn add_reader(self: &Rc<Self>) {
+        if self.has(flag::READER | flag::RELEASED) {
+            return;
+        }
+        let me = self.clone();
+        let added = match self.role {
+            Role::WritePipe => self.lp.add_reader(self.fd, move || me.write_pipe_hangup()),
+            _ => self.lp.add_reader(self.fd, move || me.read_ready()),
+        };
+        match added {
+            Ok(()) => self.set(flag::READER),
+            Err(err) => self.fatal_error(err, "Fatal error: cannot watch the transport's fd"),
+        }
+    }
+
+    fn remove_reader(&self) {
+        if self.has(flag::READER) {
+            self.unset(flag::READER);
+            self.lp.remove_reader(self.fd);
+        }
+    }
+
+    pub(crate) fn pause_reading(&self) {
+        if !self.role.reads() || self.has(flag::CLOSING | flag::PAUSED) {
+            return;
+        }
+        self.set(flag::PAUSED);
+        self.remove_reader();
+    }
+
+    pub(crate) fn resume_reading(self: &Rc<Self>) {
+        if !self.role.reads() || self.has(flag::CLOSING) || !self.has(flag::PAUSED) {
+            return;
+        }
+        self.unset(flag::PAUSED);
+        if self.has(flag::CONNECTED) {
+            self.add_reader();
+        }
+    }
+
+    pub(crate) fn is_reading(&self) -> bool {
+        self.role.reads() && !self.has(flag::PAUSED | flag::CLOSING)
+    }
+
+    /// The fd is readable: one read into the loop's shared buffer, handed to the protocol.
+    fn read_ready(self: &Rc<Self>) {
+        if self.has(flag::LOST | flag::RELEASED) {
+            return;
+        }
+        let fd = self.fd;
+        self.readbuf.with(|buf| match sys::read(fd, buf) {
+            Ok(0) => self.read_eof(),
+            Ok(n) => self.deliver_data(&buf[..n]),
+            Err(err) if sys::is_transient(&err) => {}
+            Err(err) => match self.role {
+                Role::ReadPipe if err.raw_os_error() == Some(libc::EIO) => {
+                    // A pty's other side hung up: the end of the stream, not a failure.
+                    self.force_close(None);
+                }
+                Role::ReadPipe => self.fatal_error(err, "Fatal read error on pipe transport"),
+                _ => self.fatal_error(err, "Fatal read error on socket transport"),
+            },
+        });
+    }
+
+    fn read_eof(self: &Rc<Self>) {
+        self.remove_reader();
+        match self.role {
+            Role::ReadPipe => {
+                // asyncio: eof_received and connection_lost both come from callbacks of their
+                // own, and eof_received's answer is ignored.
+                self.set(flag::CLOSING);
+                let me = self.clone();
+                if self
+                    .lp
+                    .call_soon(move || me.deliver(Event::PipeEof))
+                    .is_ok()
+                {
+                    self.schedule_lost(None);
+                }
+            }
+            _ => self.deliver(Event::Eof),
+        }
+    }
+
+    /// `eof_received` answered `keep_open`.
+    pub(crate) fn after_eof(self: &Rc<Self>, keep_open: bool) {
+        if !keep_open {
+            self.close();
+        }
+    }
+
+    /// A write pipe's fd became readable: its reader closed.
+    fn write_pipe_hangup(self: &Rc<Self>) {
+        if self.wbuf.borrow().is_empty() {
+            self.close();
+        } else {
+            self.fatal_error(
+                io::Error::from(io::ErrorKind::BrokenPipe),
+                "Fatal write error on pipe transport",
+            );
+        }
+    }
+
+    // ----- writing -----
+
+    /// Whether a write must be refused; counts it if so.
+    fn refuse_write(&self) -> bool {
+        if self.has(flag::EOF) && !self.has(flag::CLOSING) && self.role == Role::Socket {
+            self.lp.call_exception_handler(
+                Context::new("Cannot call write() after write_eof(): the data was dropped")
+                    .with("transport", self.describe()),
+            );
+            return true;
+        }
+        if self.has(flag::CLOSING) {
+            let n = self.dropped_writes.get().saturating_add(1);
+            self.dropped_writes.set(n);
+            if n >= 5 {
+                let what = match self.role {
+                    Role::Socket => "socket.send() raised exception.",
+                    _ => "pipe closed by peer or os.write(pipe, data) raised exception.",
+                };
+                log::warn!(target: "evloop", "{what} ({n} writes dropped after close)");
+            }
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn write(self: &Rc<Self>, data: &[u8]) {
+        if data.is_empty() || self.refuse_write() {
+            return;
+        }
+        if !self.role_writes() {
+            return;
+        }
+        let rest = if self.wbuf.borrow().is_empty() {
+            match sys::write(self.fd, self.role.kind(), data) {
+                Ok(n) if n == data.len() => return,
+                Ok(n) => &data[n..],
+                Err(err) if sys::is_transient(&err) => data,
+                Err(err) => return self.write_failed(err),
+            }
+        } else {
+            data
+        };
+        self.wbuf.borrow_mut().push(rest);
+        self.add_writer();
+        self.maybe_pause();
+    }
+
+    pub(crate) fn writelines(self: &Rc<Self>, bufs: &[&[u8]]) {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 || self.refuse_write() || !self.role_writes() {
+            return;
+        }
+        let mut sent = 0;
+        if self.wbuf.borrow().is_empty() {
+            let slices: Vec<IoSlice<'_>> = bufs
+                .iter()
+                .filter(|b| !b.is_empty())
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match sys::write_vectored(self.fd, self.role.kind(), &slices) {
+                Ok(n) => sent = n,
+                Err(err) if sys::is_transient(&err) => {}
+                Err(err) => return self.write_failed(err),
+            }
+            if sent == total {
+                return;
+            }
+        }
+        {
+            let mut wbuf = self.wbuf.borrow_mut();
+            let mut skip = sent;
+            for buf in bufs {
+                if skip >= buf.len() {
+                    skip -= buf.len();
+                    continue;
+                }
+                wbuf.push(&buf[skip..]);
+                skip = 0;
+            }
+        }
+        self.add_writer();
+        self.maybe_pause();
+    }
+
+    fn role_writes(&self) -> bool {
+        self.role != Role::ReadPipe
+    }
+
+    fn write_failed(self: &Rc<Self>, err: io::Error) {
+        let what = match self.role {
+            Role::Socket => "Fatal write error on socket transport",
+            _ => "Fatal write error on pipe transport",
+        };
+        self.fatal_error(err, what);
+    }
+
+    fn add_writer(self: &Rc<Self>) {
+        if self.has(flag::WRITER | flag::RELEASED) {
+            return;
+        }
+        let me = self.clone();
+        match self.lp.add_writer(self.fd, move || me.write_ready()) {
+            Ok(()) => self.set(flag::WRITER),
+            Err(err) => self.write_failed(err),
+        }
+    }
+
+    fn remove_writer(&self) {
+        if self.has(flag::WRITER) {
+            self.unset(flag::WRITER);
+            self.lp.remove_writer(self.fd);
+        }
+    }
+
+    /// The fd is writable: send what is buffered.
+    fn write_ready(self: &Rc<Self>) {
+        if self.has(flag::LOST | flag::RELEASED) {
+            return;
+        }
+        let outcome = {
+            let wbuf = self.wbuf.borrow();
+            sys::write(self.fd, self.role.kind(), wbuf.as_slice())
+        };
+        match outcome {
+            Ok(n) => self.wbuf.borrow_mut().consume(n),
+            Err(err) if sys::is_transient(&err) => return,
+            Err(err) => return self.write_failed(err),
+        }
+        self.maybe_resume();
+        if self.wbuf.borrow().is_empty() {
+            self.remove_writer();
+            if self.has(flag::CLOSING) {
+                if !self.has(flag::LOST) {
+                    self.schedule_lost(None);
+                }
+            } else if self.has(flag::EOF) {
+                self.shutdown_write();
+            }
+        }
+    }
+
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.wbuf.borrow().len()
+    }
+
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        (self.low.get(), self.high.get())
+    }
+
+    pub(crate) fn set_limits(
+        self: &Rc<Self>,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> io::Result<()> {
+        let high = match (high, low) {
+            (Some(h), _) => h,
+            (None, Some(l)) => l.saturating_mul(4),
+            (None, None) => DEFAULT_HIGH,
+        };
+        let low = low.unwrap_or(high / 4);
+        if low > high {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("high ({high}) must be >= low ({low})"),
+            ));
+        }
+        self.high.set(high);
+        self.low.set(low);
+        self.maybe_pause();
+        Ok(())
+    }
+
+    fn maybe_pause(self: &Rc<Self>) {
+        if !self.has(flag::PROTO_PAUSED) && self.buffer_size() > self.high.get() {
+            self.set(flag::PROTO_PAUSED);
+            self.deliver(Event::Pause);
+        }
+    }
+
+    fn maybe_resume(self: &Rc<Self>) {
+        if self.has(flag::PROTO_PAUSED) && self.buffer_size() <= self.low.get() {
+            self.unset(flag::PROTO_PAUSED);
+            self.deliver(Event::Resume);
+        }
+    }
+
+    pub(crate) fn write_eof(self: &Rc<Self>) {
+        if self.role == Role::WritePipe {
+            // A pipe has no half-close: its end of file is closing it.
+            return self.close();
+        }
+        if self.role != Role::Socket || self.has(flag::CLOSING | flag::EOF) {
+            return;
+        }
+        self.set(flag::EOF);
+        if self.wbuf.borrow().is_empty() {
+            self.shutdown_write();
+        }
+    }
+
+    fn shutdown_write(self: &Rc<Self>) {
+        if let Err(err) = sys::shutdown_write(self.fd) {
+            self.fatal_error(err, "Fatal error on shutdown(SHUT_WR)");
+        }
+    }
+
+    // ----- closing -----
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.has(flag::CLOSING)
+    }
+
+    pub(crate) fn close(self: &Rc<Self>) {
+        if self.has(flag::CLOSING) {
+            return;
+        }
+        self.set(flag::CLOSING);
+        self.remove_reader();
+        if self.wbuf.borrow().is_empty() {
+            self.schedule_lost(None);
+        }
+    }
+
+    /// `abort()`, and the end of every fatal error: drops the buffer and schedules
+    /// `connection_lost(err)`. A second call does nothing.
+    pub(crate) fn force_close(self: &Rc<Self>, err: Option<io::Error>) {
+        if self.has(flag::LOST) {
+            return;
+        }
+        self.wbuf.borrow_mut().clear();
+        self.remove_writer();
+        self.set(flag::CLOSING);
+        self.remove_reader();
+        self.schedule_lost(err);
+    }
+
+    /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`);
+    /// the exception handler hears of it only for pipes (as asyncio), except a pty's EIO.
+    pub(crate) fn fatal_error(self: &Rc<Self>, err: io::Error, message: &str) {
+        if self.role == Role::Socket {
+            log::debug!(target: "evloop", "{message}: {err} on {:?}", self.describe());
+        } else {
+            self.lp.call_exception_handler(
+                Context::new(message)
+                    .with_exception(Exception::from_error(io::Error::new(
+                        err.kind(),
+                        err.to_string(),
+                    )))
+                    .with("transport", self.describe())
+                    .with("protocol", self.protocol_name),
+            );
+        }
+        self.force_close(Some(err));
+    }
+
+    fn schedule_lost(self: &Rc<Self>, err: Option<io::Error>) {
+        self.set(flag::LOST);
+        let me = self.clone();
+        if self
+            .lp
+            .call_soon(move || me.deliver(Event::Lost(err)))
+            .is_err()
+        {
+            // The loop is closed: nothing will run; let go of everything now.
+            self.release();
+        }
+    }
+
+    /// After `connection_lost`: the fd is closed, the protocol dropped, the loop forgets us.
+    pub(crate) fn finish_lost(&self) {
+        self.release();
+        Registry::remove(&self.lp, self.slot.replace(u32::MAX));
+        if let Some(f) = self.on_lost.take() {
+            f();
+        }
+    }
+
+    /// Closes the fd and drops the protocol and buffers; idempotent.
+    pub(crate) fn release(&self) {
+        if self.has(flag::RELEASED) {
+            return;
+        }
+        self.remove_reader();
+        self.remove_writer();
+        self.set(flag::RELEASED | flag::CLOSING | flag::LOST);
+        sys::close(self.fd);
+        self.wbuf.borrow_mut().clear();
+        let protocol = self.protocol.borrow_mut().take();
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        // Dropped outside every borrow: their destructors may call back into the transport.
+        drop(deferred);
+        drop(protocol);
+    }
+
+    /// What reports and `Debug` show of the transport.
+    pub(crate) fn describe(&self) -> TransportInfo {
+        TransportInfo {
+            fd: self.fd(),
+            role: self.role,
+            closing: self.is_closing(),
+            buffered: self.buffer_size(),
+        }
+    }
+}
+
+/// A transport as a report describes it: the `transport` value of an exception handler's
+/// context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TransportInfo {
+    fd: Option<RawFd>,
+    role: Role,
+    closing: bool,
+    buffered: usize,
+}
+
+impl TransportInfo {
+    /// The transport's fd, `None` once closed.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
+    /// Whether it was closing.
+    pub fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Bytes in its write buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+}
+
+impl fmt::Debug for TransportInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.role {
+            Role::Socket => "SocketTransport",
+            Role::ReadPipe => "ReadPipeTransport",
+            Role::WritePipe => "WritePipeTransport",
+        };
+        let mut d = f.debug_struct(name);
+        match self.fd {
+            Some(fd) => d.field("fd", &fd),
+            None => d.field("fd", &"closed"),
+        };
+        d.field("closing", &self.closing)
+            .field("buffered", &self.buffered)
+            .finish()
+    }
+}

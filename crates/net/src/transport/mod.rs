@@ -1,0 +1,261 @@
+//! [`Transport`]: asyncio's stream transport, for TCP and Unix sockets and pipes.
+
+mod deliver;
+pub(crate) mod inner;
+mod registry;
+pub(crate) mod sys;
+mod wbuf;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::rc::Rc;
+
+use evloop_sched::EventLoop;
+use socket2::{SockAddr, SockRef};
+
+use crate::protocol::Protocol;
+pub use inner::TransportInfo;
+use inner::{Inner, Role};
+
+/// A stream transport: one connection's socket (or pipe), its write buffer and its protocol.
+///
+/// A cheap handle (`Clone` shares it), `!Send` like the loop. The loop drives it: when the fd
+/// is readable it reads once into the loop's shared read buffer and calls
+/// [`Protocol::data_received`]; [`write`](Transport::write) sends at once when nothing is
+/// buffered, and buffers the rest, sending it when the fd is writable.
+///
+/// # Flow control
+///
+/// The write buffer has a high-water mark (64 KiB by default) and a low one (high / 4). The
+/// protocol's `pause_writing` is called once when the buffer grows strictly above high, and
+/// `resume_writing` once when it drains to low or below. Writing more while paused is allowed:
+/// nothing is dropped, the buffer just grows.
+///
+/// # Errors
+///
+/// Methods do not return errors: an OS error on the connection (reset, broken pipe) closes the
+/// transport, and the protocol learns it from `connection_lost(Some(err))`, exactly once.
+/// Writes after `close()` are dropped (asyncio's behaviour; the protocol is told by
+/// `connection_lost`) and counted, with a warning in the log from the fifth on. A write after
+/// [`write_eof`](Transport::write_eof) is dropped and reported to the exception handler.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use evloop_net::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
+/// use evloop_sched::EventLoop;
+/// use evloop_task::LoopTaskExt;
+///
+/// #[derive(Default)]
+/// struct Echo(Option<Transport>);
+/// impl Protocol for Echo {
+///     fn connection_made(&mut self, t: &Transport) { self.0 = Some(t.clone()); }
+///     fn data_received(&mut self, data: &[u8]) { self.0.as_ref().unwrap().write(data); }
+/// }
+///
+/// #[derive(Default)]
+/// struct Client { got: Vec<u8>, done: Option<EventLoop> }
+/// impl Protocol for Client {
+///     fn data_received(&mut self, data: &[u8]) {
+///         self.got.extend_from_slice(data);
+///         if self.got.len() == 5 { self.done.take().unwrap().stop(); }
+///     }
+/// }
+///
+/// let lp = EventLoop::new()?;
+/// let server = lp.run_until_complete(
+///     lp.create_server(Echo::default, ServerOptions::new().host("127.0.0.1").port(0)),
+/// )??;
+/// let addr = server.sockets()[0].local_addr()?.as_socket().unwrap();
+/// let l2 = lp.clone();
+/// let (transport, client) = lp.run_until_complete(lp.create_connection(
+///     move || Client { got: Vec::new(), done: Some(l2) },
+///     ConnectOptions::new().host("127.0.0.1").port(addr.port()),
+/// ))??;
+/// transport.write(b"hello");
+/// lp.run_forever()?;
+/// assert_eq!(client.borrow().got, b"hello");
+/// transport.close();
+/// server.close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl Transport {
+    /// Wraps `fd` (owned from now on, non-blocking) with `protocol`; nothing happens until
+    /// [`Inner::start`].
+    pub(crate) fn new<P: Protocol>(
+        lp: &EventLoop,
+        fd: std::os::fd::OwnedFd,
+        role: Role,
+        protocol: Rc<RefCell<P>>,
+    ) -> Transport {
+        use std::os::fd::IntoRawFd;
+        let protocol: Rc<RefCell<dyn Protocol>> = protocol;
+        let inner = Inner::new(
+            lp,
+            fd.into_raw_fd(),
+            role,
+            protocol,
+            std::any::type_name::<P>(),
+        );
+        Transport { inner }
+    }
+
+    /// Writes `data`: sent at once if nothing is buffered (what the kernel does not take is
+    /// buffered), else appended to the buffer. `write(b"")` does nothing.
+    pub fn write(&self, data: &[u8]) {
+        self.inner.write(data);
+    }
+
+    /// Writes several buffers in order; with an empty write buffer, in one vectored syscall.
+    pub fn writelines(&self, bufs: &[&[u8]]) {
+        self.inner.writelines(bufs);
+    }
+
+    /// Closes the writing side once the buffer is flushed (`shutdown(SHUT_WR)`, once even if
+    /// called twice), keeping the reading side open. After it, writes are refused. On a write
+    /// pipe it is the same as [`close`](Transport::close); on a closed transport it does nothing.
+    pub fn write_eof(&self) {
+        self.inner.write_eof();
+    }
+
+    /// Whether [`write_eof`](Transport::write_eof) is supported: true for sockets and write
+    /// pipes, false for read pipes.
+    pub fn can_write_eof(&self) -> bool {
+        self.inner.role != Role::ReadPipe
+    }
+
+    /// Closes the transport: reading stops now; the buffered bytes are still sent, then
+    /// `connection_lost(None)` is called (on a later iteration, never inside this call).
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Closes the transport at once: the write buffer is dropped, and `connection_lost(None)`
+    /// comes on the next iteration. A second call does nothing.
+    pub fn abort(&self) {
+        self.inner.force_close(None);
+    }
+
+    /// Whether the transport is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.inner.is_closing()
+    }
+
+    /// Stops reading until [`resume_reading`](Transport::resume_reading); no
+    /// `data_received` meanwhile. Does nothing if already paused, closing, or a write pipe.
+    pub fn pause_reading(&self) {
+        self.inner.pause_reading();
+    }
+
+    /// Resumes reading after [`pause_reading`](Transport::pause_reading); does nothing unless
+    /// paused, or once closing.
+    pub fn resume_reading(&self) {
+        self.inner.resume_reading();
+    }
+
+    /// Whether the transport reads: false when paused, closing, or a write pipe. (As asyncio,
+    /// still true after `eof_received` kept a connection half-open, though nothing more comes.)
+    pub fn is_reading(&self) -> bool {
+        self.inner.is_reading()
+    }
+
+    /// Sets the write buffer's high- and low-water marks. `high` defaults to 64 KiB (or
+    /// 4 × `low` when only `low` is given), `low` to `high / 4`. Lowering `high` below what is
+    /// buffered pauses the protocol at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `low > high`.
+    pub fn set_write_buffer_limits(
+        &self,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> std::io::Result<()> {
+        self.inner.set_limits(high, low)
+    }
+
+    /// The write buffer's `(low, high)` water marks.
+    pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        self.inner.limits()
+    }
+
+    /// Bytes buffered, not yet taken by the kernel.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.buffer_size()
+    }
+
+    /// The remote address (asyncio's `get_extra_info('peername')`); `None` for pipes and
+    /// once the transport is closed.
+    pub fn peername(&self) -> Option<SockAddr> {
+        self.with_socket(|s| s.peer_addr().ok()).flatten()
+    }
+
+    /// The local address (`get_extra_info('sockname')`); `None` for pipes and once closed.
+    pub fn sockname(&self) -> Option<SockAddr> {
+        self.with_socket(|s| s.local_addr().ok()).flatten()
+    }
+
+    /// Runs `f` with the transport's socket, borrowed (`get_extra_info('socket')`): read its
+    /// options, set `TCP_NODELAY`... `None` for pipes and once the transport is closed. Do not
+    /// make the socket blocking or close it: the transport owns it.
+    pub fn with_socket<R>(&self, f: impl FnOnce(SockRef<'_>) -> R) -> Option<R> {
+        if self.inner.role != Role::Socket {
+            return None;
+        }
+        let fd = self.inner.fd()?;
+        // SAFETY: `fd` is open: the transport closes it only in `release`, which cannot run
+        // during this call (it runs from loop callbacks or `Drop`, and we hold a handle).
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        Some(f(SockRef::from(&borrowed)))
+    }
+
+    /// The transport's fd (`get_extra_info('socket')`'s or `'pipe'`'s number), `None` once
+    /// closed. Valid until `connection_lost`; the transport owns it.
+    pub fn fileno(&self) -> Option<RawFd> {
+        self.inner.fd()
+    }
+
+    /// asyncio's `get_extra_info(name)`: `"peername"`, `"sockname"`, `"socket"` (for sockets)
+    /// and `"pipe"` (for pipes); `None` for any other name or when the value is unknown.
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "peername" => self.peername().map(ExtraInfo::Addr),
+            "sockname" => self.sockname().map(ExtraInfo::Addr),
+            "socket" if self.inner.role == Role::Socket => self.fileno().map(ExtraInfo::Fd),
+            "pipe" if self.inner.role != Role::Socket => self.fileno().map(ExtraInfo::Fd),
+            _ => None,
+        }
+    }
+
+    /// The loop the transport runs on.
+    pub fn get_loop(&self) -> EventLoop {
+        self.inner.lp.clone()
+    }
+
+    /// Whether `self` and `other` are the same transport.
+    pub fn ptr_eq(&self, other: &Transport) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// A value of [`Transport::get_extra_info`].
+#[derive(Clone, Debug)]
+pub enum ExtraInfo {
+    /// An address: `peername`, `sockname`.
+    Addr(SockAddr),
+    /// A file descriptor, owned by the transport: `socket`, `pipe`.
+    Fd(RawFd),
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.describe().fmt(f)
+    }
+}
