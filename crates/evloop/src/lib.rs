@@ -60,7 +60,8 @@
 
 pub use evloop_sched::{
     Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
-    Exception, ExceptionHandler, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop, TimerHandle,
+    Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop,
+    TimerHandle,
     default_exception_handler, get_running_loop,
 };
 

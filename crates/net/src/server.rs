@@ -355,13 +355,17 @@ impl ServerInner {
                 return;
             }
         };
-        let inner = Inner::new(
+        let inner = match Inner::new(
             &self.lp,
-            std::os::fd::IntoRawFd::into_raw_fd(OwnedFd::from(sock)),
+            OwnedFd::from(sock),
             Role::Socket,
             protocol,
             self.protocol_name,
-        );
+        ) {
+            Ok(inner) => inner,
+            // Only a closed loop refuses; the socket was closed with the error.
+            Err(_) => return,
+        };
         let transport = Transport { inner };
         let slot = {
             let mut clients = self.clients.borrow_mut();

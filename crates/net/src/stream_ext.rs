@@ -172,7 +172,7 @@ async fn establish<P: Protocol>(
     factory: impl FnOnce() -> P,
 ) -> io::Result<Connection<P>> {
     let protocol = Rc::new(RefCell::new(factory()));
-    let transport = Transport::new(&lp, fd, role, protocol.clone());
+    let transport = Transport::new(&lp, fd, role, protocol.clone())?;
     let made = LoopFuture::<()>::new(&lp);
     let done = made.clone();
     if let Err(err) = transport.inner.start(move || {

@@ -50,6 +50,8 @@ pub(crate) enum State {
 pub(crate) struct Watch {
     pub(crate) reader: Option<Rc<dyn Callback>>,
     pub(crate) writer: Option<Rc<dyn Callback>>,
+    /// An [`FdClaim`](crate::FdClaim) owns the fd (a transport): only it may watch it.
+    pub(crate) claimed: bool,
 }
 
 pub(crate) struct Inner {

@@ -29,6 +29,106 @@ enum Side {
     Writer,
 }
 
+/// Who asks to change a watch: anyone (the public methods), or the fd's claim.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum By {
+    Anyone,
+    Claim,
+}
+
+fn claimed_fd(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!("File descriptor {fd} is used by a transport"),
+    )
+}
+
+/// Exclusive ownership of an fd's watches, for a transport (asyncio's "File descriptor … is
+/// used by transport" check): while a claim lives, `add_reader`/`add_writer` on its fd fail and
+/// `remove_reader`/`remove_writer` leave it alone; only the claim's own methods watch it.
+/// Dropping the claim removes its reader and writer and releases the fd.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::{fd::AsRawFd, unix::net::UnixStream};
+/// use evloop::EventLoop;
+///
+/// let lp = EventLoop::new()?;
+/// let (a, _b) = UnixStream::pair()?;
+/// let claim = lp.claim_fd(a.as_raw_fd())?;
+/// claim.add_writer(|| {})?;
+/// let err = lp.add_reader(a.as_raw_fd(), || {}).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy);
+/// assert!(!lp.remove_writer(a.as_raw_fd()), "not the claim's to remove");
+/// drop(claim);
+/// lp.add_reader(a.as_raw_fd(), || {})?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct FdClaim {
+    lp: EventLoop,
+    fd: RawFd,
+}
+
+impl FdClaim {
+    /// The claimed fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// [`EventLoop::add_reader`] for the claimed fd.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventLoop::add_reader`], except that the claim itself is no obstacle.
+    #[track_caller]
+    pub fn add_reader(&self, f: impl FnMut() + 'static) -> io::Result<()> {
+        let cb = Repeating::new_entry(f, Location::caller());
+        self.lp.add_watch(self.fd, Side::Reader, cb, By::Claim)
+    }
+
+    /// [`EventLoop::add_writer`] for the claimed fd.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventLoop::add_writer`], except that the claim itself is no obstacle.
+    #[track_caller]
+    pub fn add_writer(&self, f: impl FnMut() + 'static) -> io::Result<()> {
+        let cb = Repeating::new_entry(f, Location::caller());
+        self.lp.add_watch(self.fd, Side::Writer, cb, By::Claim)
+    }
+
+    /// [`EventLoop::remove_reader`] for the claimed fd.
+    pub fn remove_reader(&self) -> bool {
+        self.lp.remove_watch(self.fd, Side::Reader, By::Claim)
+    }
+
+    /// [`EventLoop::remove_writer`] for the claimed fd.
+    pub fn remove_writer(&self) -> bool {
+        self.lp.remove_watch(self.fd, Side::Writer, By::Claim)
+    }
+}
+
+impl Drop for FdClaim {
+    fn drop(&mut self) {
+        self.remove_reader();
+        self.remove_writer();
+        let mut watches = self.lp.inner.watches.borrow_mut();
+        if let Some(watch) = watches.get_mut(&self.fd) {
+            watch.claimed = false;
+            if watch.reader.is_none() && watch.writer.is_none() {
+                watches.remove(&self.fd);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for FdClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FdClaim").field("fd", &self.fd).finish()
+    }
+}
+
 impl EventLoop {
     /// Calls `f` on every iteration while `fd` is readable (level-triggered, as asyncio), until
     /// [`remove_reader`](EventLoop::remove_reader). A second `add_reader` on the same fd replaces
@@ -70,6 +170,7 @@ impl EventLoop {
             fd,
             Side::Reader,
             Repeating::new_entry(f, Location::caller()),
+            By::Anyone,
         )
     }
 
@@ -86,22 +187,51 @@ impl EventLoop {
             fd,
             Side::Writer,
             Repeating::new_entry(f, Location::caller()),
+            By::Anyone,
         )
     }
 
     /// Stops watching `fd` for reading. Returns true if a reader was registered; false otherwise,
-    /// and always false on a closed loop.
+    /// always false on a closed loop, and false for an fd a transport owns (an
+    /// [`FdClaim`]), whose reader stays.
     pub fn remove_reader(&self, fd: RawFd) -> bool {
-        self.remove_watch(fd, Side::Reader)
+        self.remove_watch(fd, Side::Reader, By::Anyone)
     }
 
     /// Stops watching `fd` for writing. Returns true if a writer was registered; false otherwise,
-    /// and always false on a closed loop.
+    /// always false on a closed loop, and false for an fd a transport owns (an
+    /// [`FdClaim`]), whose writer stays.
     pub fn remove_writer(&self, fd: RawFd) -> bool {
-        self.remove_watch(fd, Side::Writer)
+        self.remove_watch(fd, Side::Writer, By::Anyone)
     }
 
-    fn add_watch(&self, fd: RawFd, side: Side, cb: Rc<dyn Callback>) -> io::Result<()> {
+    /// Claims `fd` for a transport: from now on only the returned [`FdClaim`] may watch it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::closed`] (as an `io::Error`) if the loop is closed;
+    /// - `InvalidInput` for a negative fd;
+    /// - `ResourceBusy` "File descriptor N is used by a transport" if it is claimed already.
+    pub fn claim_fd(&self, fd: RawFd) -> io::Result<FdClaim> {
+        if self.is_closed() {
+            return Err(Error::closed().into());
+        }
+        if fd < 0 {
+            return Err(invalid_fd(fd));
+        }
+        let mut watches = self.inner.watches.borrow_mut();
+        let watch = watches.entry(fd).or_default();
+        if watch.claimed {
+            return Err(claimed_fd(fd));
+        }
+        watch.claimed = true;
+        Ok(FdClaim {
+            lp: self.clone(),
+            fd,
+        })
+    }
+
+    fn add_watch(&self, fd: RawFd, side: Side, cb: Rc<dyn Callback>, by: By) -> io::Result<()> {
         if self.is_closed() {
             return Err(Error::closed().into());
         }
@@ -112,6 +242,9 @@ impl EventLoop {
         let old = {
             let mut watches = inner.watches.borrow_mut();
             let watch = watches.entry(fd).or_default();
+            if watch.claimed && by == By::Anyone {
+                return Err(claimed_fd(fd));
+            }
             let interest = match side {
                 Side::Reader => Interest {
                     readable: true,
@@ -127,7 +260,7 @@ impl EventLoop {
                 None => Err(Error::closed().into()),
             };
             if let Err(err) = registered {
-                if watch.reader.is_none() && watch.writer.is_none() {
+                if watch.reader.is_none() && watch.writer.is_none() && !watch.claimed {
                     watches.remove(&fd);
                 }
                 return Err(err);
@@ -144,13 +277,16 @@ impl EventLoop {
         Ok(())
     }
 
-    fn remove_watch(&self, fd: RawFd, side: Side) -> bool {
+    fn remove_watch(&self, fd: RawFd, side: Side, by: By) -> bool {
         let inner = &*self.inner;
         let removed = {
             let mut watches = inner.watches.borrow_mut();
             let Some(watch) = watches.get_mut(&fd) else {
                 return false;
             };
+            if watch.claimed && by == By::Anyone {
+                return false;
+            }
             let removed = match side {
                 Side::Reader => watch.reader.take(),
                 Side::Writer => watch.writer.take(),
@@ -162,7 +298,7 @@ impl EventLoop {
                 readable: watch.reader.is_some(),
                 writable: watch.writer.is_some(),
             };
-            if interest.is_empty() {
+            if interest.is_empty() && !watch.claimed {
                 watches.remove(&fd);
             }
             if let Some(reactor) = inner.reactor.borrow_mut().as_mut() {

@@ -40,6 +40,7 @@ pub use error::Error;
 pub use event_loop::{DEBUG_ENV, DEFAULT_SLOW_CALLBACK, EventLoop, ExceptionHandler};
 pub use exception::{Context, ContextValue, Exception, default_exception_handler};
 pub use handle::{Handle, RemoteHandle, TimerHandle};
+pub use io::FdClaim;
 pub use remote::RemoteLoop;
 pub use running::get_running_loop;
 pub use step::{RawStep, StepVTable};

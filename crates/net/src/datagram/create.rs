@@ -29,7 +29,7 @@ pub(super) async fn create_endpoint<P: DatagramProtocol>(
 ) -> io::Result<(DatagramTransport, Rc<RefCell<P>>)> {
     let (sock, remote) = open(&lp, options.into_plan()?).await?;
     let protocol = Rc::new(RefCell::new(factory()));
-    let transport = DatagramTransport::new(&lp, sock, remote, protocol.clone(), type_name::<P>());
+    let transport = DatagramTransport::new(&lp, sock, remote, protocol.clone(), type_name::<P>())?;
     // If this future is dropped before `connection_made` ran, the endpoint is closed rather
     // than left reading for nobody (asyncio closes it when the waiter is cancelled).
     let guard = CloseOnDrop(Some(transport.clone()));

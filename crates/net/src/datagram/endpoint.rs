@@ -20,7 +20,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
-use evloop_sched::EventLoop;
+use evloop_sched::{EventLoop, FdClaim};
 use socket2::{SockAddr, Socket};
 
 use super::DatagramProtocol;
@@ -49,6 +49,8 @@ pub(super) struct Endpoint {
     /// The loop's shared read buffer, looked up once.
     pub(super) read_buffer: Rc<ReadBuffer>,
     pub(super) fd: RawFd,
+    /// The endpoint's exclusive hold on its fd's watches; released before the socket closes.
+    claim: RefCell<Option<FdClaim>>,
     /// `None` once released. An `Rc` so that `with_socket` can lend it without a borrow.
     pub(super) sock: RefCell<Option<Rc<Socket>>>,
     /// Where `sendto(data, None)` goes: the remote address the endpoint was made with.
@@ -89,13 +91,15 @@ impl Endpoint {
         remote: Option<SockAddr>,
         protocol: Rc<RefCell<dyn DatagramProtocol>>,
         protocol_name: &'static str,
-    ) -> Endpoint {
+    ) -> io::Result<Endpoint> {
+        let claim = lp.claim_fd(sock.as_raw_fd())?;
         let peername = sock.peer_addr().ok();
         let sockname = sock.local_addr().ok();
-        Endpoint {
+        Ok(Endpoint {
             lp: lp.clone(),
             read_buffer: ReadBuffer::of(lp),
             fd: sock.as_raw_fd(),
+            claim: RefCell::new(Some(claim)),
             sock: RefCell::new(Some(Rc::new(sock))),
             connected: peername.is_some(),
             remote: remote.or_else(|| peername.clone()),
@@ -115,7 +119,7 @@ impl Endpoint {
             lost: Cell::new(false),
             dropped_sends: Cell::new(0),
             slot: Cell::new(None),
-        }
+        })
     }
 
     /// Records the endpoint in the loop's registry, so that closing the loop releases it.
@@ -132,14 +136,19 @@ impl Endpoint {
 
     pub(super) fn start_reading(self: &Rc<Self>) -> io::Result<()> {
         let me = self.clone();
-        self.lp.add_reader(self.fd, move || me.read_ready())?;
+        match self.claim.borrow().as_ref() {
+            Some(claim) => claim.add_reader(move || me.read_ready())?,
+            None => return Err(evloop_sched::Error::closed().into()),
+        }
         self.reading.set(true);
         Ok(())
     }
 
     pub(super) fn stop_reading(&self) {
         if self.reading.replace(false) {
-            self.lp.remove_reader(self.fd);
+            if let Some(claim) = self.claim.borrow().as_ref() {
+                claim.remove_reader();
+            }
         }
     }
 
@@ -193,7 +202,10 @@ impl Endpoint {
     ) -> io::Result<()> {
         if !self.writing.get() {
             let me = self.clone();
-            self.lp.add_writer(self.fd, move || me.write_ready())?;
+            match self.claim.borrow().as_ref() {
+                Some(claim) => claim.add_writer(move || me.write_ready())?,
+                None => return Err(evloop_sched::Error::closed().into()),
+            }
             self.writing.set(true);
         }
         self.buffer
@@ -207,7 +219,9 @@ impl Endpoint {
 
     pub(super) fn stop_writing(&self) {
         if self.writing.replace(false) {
-            self.lp.remove_writer(self.fd);
+            if let Some(claim) = self.claim.borrow().as_ref() {
+                claim.remove_writer();
+            }
         }
     }
 
@@ -317,7 +331,10 @@ impl Endpoint {
         self.buffer_size.set(0);
         let queued = std::mem::take(&mut *self.queue.borrow_mut());
         let protocol = self.protocol.borrow_mut().take();
+        let claim = self.claim.borrow_mut().take();
         let sock = self.sock.borrow_mut().take();
+        // The claim goes before the socket closes: a new fd with the same number is not ours.
+        drop(claim);
         // Dropped after every borrow above has ended: the protocol's `Drop` may use the
         // transport.
         drop(queued);

@@ -60,10 +60,10 @@ impl DatagramTransport {
         remote: Option<SockAddr>,
         protocol: Rc<RefCell<dyn DatagramProtocol>>,
         protocol_name: &'static str,
-    ) -> DatagramTransport {
-        let ep = Rc::new(Endpoint::new(lp, sock, remote, protocol, protocol_name));
+    ) -> io::Result<DatagramTransport> {
+        let ep = Rc::new(Endpoint::new(lp, sock, remote, protocol, protocol_name)?);
         ep.register();
-        DatagramTransport { ep }
+        Ok(DatagramTransport { ep })
     }
 
     pub(super) fn from_endpoint(ep: &Rc<Endpoint>) -> DatagramTransport {

@@ -16,7 +16,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use evloop_sched::{Context, EventLoop, Exception};
+use evloop_sched::{Context, EventLoop, Exception, FdClaim};
 
 use super::deliver::Event;
 use super::registry::Registry;
@@ -82,6 +82,8 @@ pub(crate) mod flag {
 pub(crate) struct Inner {
     pub(crate) lp: EventLoop,
     fd: RawFd,
+    /// The transport's exclusive hold on its fd's watches; released just before the fd closes.
+    claim: RefCell<Option<FdClaim>>,
     pub(crate) role: Role,
     flags: Cell<u16>,
     /// Dropped after `connection_lost`.
@@ -104,16 +106,23 @@ pub(crate) struct Inner {
 impl Inner {
     /// A transport on `fd`, which it now owns (and closes after `connection_lost`). The fd must
     /// be non-blocking.
+    ///
+    /// # Errors
+    ///
+    /// The loop's error if it is closed (the fd is closed then).
     pub(crate) fn new(
         lp: &EventLoop,
-        fd: RawFd,
+        fd: std::os::fd::OwnedFd,
         role: Role,
         protocol: Rc<RefCell<dyn Protocol>>,
         protocol_name: &'static str,
-    ) -> Rc<Inner> {
+    ) -> io::Result<Rc<Inner>> {
+        let claim = lp.claim_fd(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
         let inner = Rc::new(Inner {
             lp: lp.clone(),
             fd,
+            claim: RefCell::new(Some(claim)),
             role,
             flags: Cell::new(0),
             protocol: RefCell::new(Some(protocol)),
@@ -128,7 +137,7 @@ impl Inner {
             on_lost: Cell::new(None),
         });
         inner.slot.set(Registry::insert(lp, &inner));
-        inner
+        Ok(inner)
     }
 
     pub(crate) fn has(&self, bits: u16) -> bool {
@@ -177,9 +186,13 @@ impl Inner {
             return;
         }
         let me = self.clone();
+        let claim = self.claim.borrow();
+        let Some(claim) = claim.as_ref() else {
+            return;
+        };
         let added = match self.role {
-            Role::WritePipe => self.lp.add_reader(self.fd, move || me.write_pipe_hangup()),
-            _ => self.lp.add_reader(self.fd, move || me.read_ready()),
+            Role::WritePipe => claim.add_reader(move || me.write_pipe_hangup()),
+            _ => claim.add_reader(move || me.read_ready()),
         };
         match added {
             Ok(()) => self.set(flag::READER),
@@ -190,7 +203,9 @@ impl Inner {
     fn remove_reader(&self) {
         if self.has(flag::READER) {
             self.unset(flag::READER);
-            self.lp.remove_reader(self.fd);
+            if let Some(claim) = self.claim.borrow().as_ref() {
+                claim.remove_reader();
+            }
         }
     }
 
@@ -378,7 +393,11 @@ impl Inner {
             return;
         }
         let me = self.clone();
-        match self.lp.add_writer(self.fd, move || me.write_ready()) {
+        let added = match self.claim.borrow().as_ref() {
+            Some(claim) => claim.add_writer(move || me.write_ready()),
+            None => return,
+        };
+        match added {
             Ok(()) => self.set(flag::WRITER),
             Err(err) => self.write_failed(err),
         }
@@ -387,7 +406,9 @@ impl Inner {
     fn remove_writer(&self) {
         if self.has(flag::WRITER) {
             self.unset(flag::WRITER);
-            self.lp.remove_writer(self.fd);
+            if let Some(claim) = self.claim.borrow().as_ref() {
+                claim.remove_writer();
+            }
         }
     }
 
@@ -562,6 +583,9 @@ impl Inner {
         self.remove_reader();
         self.remove_writer();
         self.set(flag::RELEASED | flag::CLOSING | flag::LOST);
+        // The claim goes before the fd closes: a new fd with the same number is not ours.
+        let claim = self.claim.borrow_mut().take();
+        drop(claim);
         sys::close(self.fd);
         self.wbuf.borrow_mut().clear();
         let protocol = self.protocol.borrow_mut().take();

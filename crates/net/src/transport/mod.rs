@@ -94,17 +94,10 @@ impl Transport {
         fd: std::os::fd::OwnedFd,
         role: Role,
         protocol: Rc<RefCell<P>>,
-    ) -> Transport {
-        use std::os::fd::IntoRawFd;
+    ) -> std::io::Result<Transport> {
         let protocol: Rc<RefCell<dyn Protocol>> = protocol;
-        let inner = Inner::new(
-            lp,
-            fd.into_raw_fd(),
-            role,
-            protocol,
-            std::any::type_name::<P>(),
-        );
-        Transport { inner }
+        let inner = Inner::new(lp, fd, role, protocol, std::any::type_name::<P>())?;
+        Ok(Transport { inner })
     }
 
     /// Writes `data`: sent at once if nothing is buffered (what the kernel does not take is
