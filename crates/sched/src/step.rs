@@ -3,10 +3,10 @@
 //! A callback scheduled with `call_soon` is a closure, boxed in a [`Handle`](crate::Handle) so
 //! that it can be cancelled. The crates above need something cheaper for the work they queue
 //! most often: a task step, woken once per `await`, whose state already lives in an allocation
-//! of its own (evloop-task hands over async-task's `Runnable`). A `RawStep` is that pointer
-//! plus two functions, one to run it and one to drop it, so queueing it allocates nothing. It
-//! has no handle: whoever made it cancels it by its own means (a cancelled task's step runs
-//! and finds it has nothing to do).
+//! of its own (evloop-task hands over a pointer to the task, owning one reference count). A
+//! `RawStep` is that pointer plus two functions, one to run it and one to drop it, so queueing
+//! it allocates nothing. It has no handle: whoever made it cancels it by its own means (a
+//! cancelled task's step runs and finds it has nothing to do).
 //!
 //! # Ground rules
 //!

@@ -8,7 +8,9 @@
 //! borrow, and only then wakes the wakers and schedules the callbacks with `call_soon`. Done
 //! callbacks never run inline.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use evloop_sched::{Context, EventLoop, Exception};
 
 use crate::Error;
 use crate::current;
+use crate::step::Awaited;
 use crate::task::TaskInfo;
 
 /// The identity of a done callback, returned by `add_done_callback` and given back to
@@ -36,7 +39,7 @@ pub(crate) enum Status {
     Cancelled,
 }
 
-type DoneCallback<T> = Box<dyn FnOnce(&Rc<Core<T>>)>;
+type DoneCallback<T> = Box<dyn FnOnce(&Shared<T>)>;
 
 /// Who hears of the completion besides the first awaiter: more awaiters (rare: clones awaited
 /// twice) and done callbacks, in one list to keep the core small.
@@ -45,48 +48,153 @@ enum Listener<T> {
     Callback(CallbackId, DoneCallback<T>),
 }
 
-pub(crate) struct Core<T> {
+/// The state of a future or a task, and for a task its body: one allocation either way.
+///
+/// `B`, the tail, is what the kind adds: nothing for a plain future ([`Plain`]), the body and
+/// the waker state for a task (`raw::Body`). Handles see every core as [`Shared`], with the
+/// tail erased, so `Task<T>` need not name its future's type.
+pub(crate) struct Core<T, B: ?Sized + Tail = Plain<T>> {
     pub(crate) lp: EventLoop,
     status: Cell<Status>,
-    /// The outcome until someone takes it (`.await`, `take_result`).
-    value: RefCell<Option<Result<T, Error>>>,
+    /// Someone looked at the outcome (or cancelled): a failure is not reported on drop.
+    retrieved: Cell<bool>,
+    /// The outcome until someone takes it (`.await`, `take_result`). A `Cell`, not a
+    /// `RefCell` (one word less per task): taken out and put back around each read.
+    value: Cell<Option<Result<T, Error>>>,
     /// The first awaiter's waker; `listeners` holds the rest and the done callbacks.
     waker: Cell<Option<Waker>>,
     /// Boxed on first use: most futures have one awaiter and no done callback, and a pending
     /// task's core should stay small (one word here instead of a `Vec`'s three).
     #[allow(clippy::box_collection, reason = "one word per core, not three")]
     listeners: Cell<Option<Box<Vec<Listener<T>>>>>,
-    /// Someone looked at the outcome (or cancelled): a failure is not reported on drop.
-    retrieved: Cell<bool>,
     pub(crate) task: Option<TaskInfo>,
+    /// Last, so that a core can be seen with its tail erased (`Shared`).
+    pub(crate) tail: B,
+}
+
+/// A core seen by its handles: the tail erased (a task's body type is not part of `Task<T>`).
+pub(crate) type Shared<T> = Rc<Core<T, dyn Tail>>;
+
+/// What a core's tail does for the core: nothing for a plain future, the task's side for a
+/// task (waking it, releasing its own waker, dropping a body left pending).
+///
+/// Each method gets the core's address, since the tail cannot find its core from `&self`.
+pub(crate) trait Tail {
+    /// Wakes the task: its next step is queued (a no-op for a future).
+    ///
+    /// # Safety
+    ///
+    /// `core` is `Rc::as_ptr` of a live `Rc` holding the core whose tail `self` is, and the
+    /// caller is on the loop's thread.
+    unsafe fn wake_task(&self, core: *const ());
+
+    /// The task completed: it leaves the registry, drops what it awaited, and releases its
+    /// own waker.
+    ///
+    /// # Safety
+    ///
+    /// As [`Tail::wake_task`].
+    unsafe fn finish_task(&self, core: *const ());
+
+    /// Releases the task's own waker (when the loop closes).
+    ///
+    /// # Safety
+    ///
+    /// As [`Tail::wake_task`].
+    unsafe fn forget_task_waker(&self, core: *const ());
+
+    /// The core as a [`Node`] (one more reference count).
+    ///
+    /// # Safety
+    ///
+    /// As [`Tail::wake_task`].
+    unsafe fn node(&self, core: *const ()) -> Rc<dyn Node>;
+
+    /// Called first thing when the core is dropped: a task drops a body left pending (on the
+    /// loop's thread, where every core is dropped) and reports it.
+    ///
+    /// # Safety
+    ///
+    /// `core` is the address of the core whose tail `self` is, being dropped.
+    unsafe fn dying(&self, core: *const ());
+}
+
+/// The tail of a plain future: nothing.
+pub(crate) struct Plain<T>(PhantomData<T>);
+
+impl<T: 'static> Tail for Plain<T> {
+    /// # Safety
+    ///
+    /// As [`Tail::wake_task`].
+    unsafe fn wake_task(&self, _core: *const ()) {}
+
+    /// # Safety
+    ///
+    /// As [`Tail::finish_task`].
+    unsafe fn finish_task(&self, _core: *const ()) {}
+
+    /// # Safety
+    ///
+    /// As [`Tail::forget_task_waker`].
+    unsafe fn forget_task_waker(&self, _core: *const ()) {}
+
+    /// # Safety
+    ///
+    /// As [`Tail::node`].
+    unsafe fn node(&self, core: *const ()) -> Rc<dyn Node> {
+        let core = core.cast::<Core<T, Plain<T>>>();
+        // SAFETY: the caller's contract: `core` is `Rc::as_ptr` of a live `Rc`, and a core with
+        // this tail is only ever made as an `Rc<Core<T, Plain<T>>>` (`Core::new_future`).
+        unsafe {
+            Rc::increment_strong_count(core);
+            Rc::from_raw(core)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tail::dying`].
+    unsafe fn dying(&self, _core: *const ()) {}
 }
 
 /// What the crate needs of a future without knowing its `T`: cancel it, ask its state, and
 /// break its waker cycles when the loop closes.
-pub(crate) trait Node {
+pub(crate) trait Node: Awaited {
     /// `Future.cancel(msg)` for a future, `Task.cancel(msg)` for a task.
     fn cancel_node(self: Rc<Self>, msg: Option<Arc<str>>) -> bool;
     fn status(&self) -> Status;
     fn task_info(&self) -> Option<&TaskInfo>;
     fn event_loop(&self) -> &EventLoop;
-    /// Drops the registered wakers (they may own the task that owns this future).
-    fn clear_wakers(&self);
+    /// Drops the registered wakers (they may own the task that owns this future), and a task's
+    /// own waker.
+    fn clear_wakers(self: Rc<Self>);
     fn describe(&self) -> String;
 }
 
 impl<T: 'static> Core<T> {
-    pub(crate) fn new(lp: EventLoop, task: Option<TaskInfo>) -> Rc<Core<T>> {
-        Rc::new(Core {
+    /// A plain future's core.
+    pub(crate) fn new_future(lp: EventLoop) -> Shared<T> {
+        let core: Rc<Core<T>> = Rc::new(Core::with_tail(lp, None, Plain(PhantomData)));
+        core
+    }
+}
+
+impl<T: 'static, B: Tail> Core<T, B> {
+    pub(crate) fn with_tail(lp: EventLoop, task: Option<TaskInfo>, tail: B) -> Core<T, B> {
+        Core {
             lp,
             status: Cell::new(Status::Pending),
-            value: RefCell::new(None),
+            retrieved: Cell::new(false),
+            value: Cell::new(None),
             waker: Cell::new(None),
             listeners: Cell::new(None),
-            retrieved: Cell::new(false),
             task,
-        })
+            tail,
+        }
     }
+}
 
+impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
     pub(crate) fn status(&self) -> Status {
         self.status.get()
     }
@@ -97,7 +205,10 @@ impl<T: 'static> Core<T> {
 
     /// Stores the outcome, wakes the awaiters and schedules the done callbacks. False if the
     /// future was already done (the outcome is dropped).
-    pub(crate) fn complete(self: &Rc<Self>, outcome: Result<T, Error>) -> bool {
+    pub(crate) fn complete(self: &Rc<Self>, outcome: Result<T, Error>) -> bool
+    where
+        Self: AsShared<T>,
+    {
         if self.done() {
             return false;
         }
@@ -107,9 +218,10 @@ impl<T: 'static> Core<T> {
             Err(_) => Status::Failed,
         };
         self.status.set(status);
-        *self.value.borrow_mut() = Some(outcome);
-        if let Some(task) = &self.task {
-            task.finish(&self.lp);
+        self.value.set(Some(outcome));
+        if self.task.is_some() {
+            // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
+            unsafe { self.tail.finish_task(Rc::as_ptr(self).cast()) };
         }
         let first = self.waker.take();
         let listeners = self.listeners.take().map(|b| *b).unwrap_or_default();
@@ -138,14 +250,20 @@ impl<T: 'static> Core<T> {
             .set((!list.is_empty()).then(|| Box::new(list)));
     }
 
-    fn schedule_callback(self: &Rc<Self>, cb: DoneCallback<T>) {
-        let me = self.clone();
+    fn schedule_callback(self: &Rc<Self>, cb: DoneCallback<T>)
+    where
+        Self: AsShared<T>,
+    {
+        let me = AsShared::shared(self);
         // On a closed loop the callback cannot run any more; `call_soon` drops it.
         let _ = self.lp.call_soon(move || cb(&me));
     }
 
     /// asyncio's `Future.cancel(msg)` for a plain future.
-    pub(crate) fn cancel_future(self: &Rc<Self>, msg: Option<Arc<str>>) -> bool {
+    pub(crate) fn cancel_future(self: &Rc<Self>, msg: Option<Arc<str>>) -> bool
+    where
+        Self: AsShared<T>,
+    {
         // Like asyncio, cancel() silences the never-retrieved report even on a done future.
         self.retrieved.set(true);
         self.complete(Err(Error::cancelled_shared(msg)))
@@ -156,23 +274,27 @@ impl<T: 'static> Core<T> {
         T: Clone,
     {
         self.retrieved.set(true);
-        match &*self.value.borrow() {
+        // `T::clone` is foreign code: it runs with the value out of its cell, so a re-entrant
+        // read finds it taken instead of aliasing it.
+        let value = self.value.take();
+        let out = match &value {
             Some(outcome) => outcome.clone(),
             None if self.done() => Err(Error::invalid_state("result was already taken")),
             None => Err(Error::invalid_state("result is not set")),
-        }
+        };
+        self.value.set(value);
+        out
     }
 
     pub(crate) fn take_result(&self) -> Result<T, Error> {
         self.retrieved.set(true);
-        let mut slot = self.value.borrow_mut();
-        match &*slot {
+        match self.value.take() {
             // Errors are cloned, so every awaiter of a failed or cancelled future sees it.
-            Some(Err(err)) => Err(err.clone()),
-            Some(Ok(_)) => match slot.take() {
-                Some(outcome) => outcome,
-                None => unreachable!("matched Some just above"),
-            },
+            Some(Err(err)) => {
+                self.value.set(Some(Err(err.clone())));
+                Err(err)
+            }
+            Some(Ok(value)) => Ok(value),
             None if self.done() => Err(Error::invalid_state("result was already taken")),
             None => Err(Error::invalid_state("result is not set")),
         }
@@ -180,16 +302,23 @@ impl<T: 'static> Core<T> {
 
     pub(crate) fn exception(&self) -> Result<Option<Error>, Error> {
         self.retrieved.set(true);
-        match &*self.value.borrow() {
+        // Nothing foreign runs between the take and the put-back (an `Error` clone is an `Arc`'s).
+        let value = self.value.take();
+        let out = match &value {
             Some(Ok(_)) => Ok(None),
             Some(Err(e)) if e.is_cancelled() => Err(e.clone()),
             Some(Err(e)) => Ok(Some(e.clone())),
             None if self.done() => Err(Error::invalid_state("result was already taken")),
             None => Err(Error::invalid_state("exception is not set")),
-        }
+        };
+        self.value.set(value);
+        out
     }
 
-    pub(crate) fn add_callback(self: &Rc<Self>, cb: DoneCallback<T>) -> CallbackId {
+    pub(crate) fn add_callback(self: &Rc<Self>, cb: DoneCallback<T>) -> CallbackId
+    where
+        Self: AsShared<T>,
+    {
         let id = CallbackId(NEXT_CALLBACK.fetch_add(1, Ordering::Relaxed));
         if self.done() {
             self.schedule_callback(cb);
@@ -213,17 +342,24 @@ impl<T: 'static> Core<T> {
     }
 
     /// The `Future::poll` of every awaitable in this crate: hands the outcome out once.
-    pub(crate) fn poll_result(self: &Rc<Self>, cx: &mut TaskContext<'_>) -> Poll<Result<T, Error>> {
-        let current = current::current_node();
-        if let Some(cur) = &current {
-            if std::ptr::addr_eq(Rc::as_ptr(cur), Rc::as_ptr(self)) {
-                return Poll::Ready(Err(Error::invalid_state("a task cannot await on itself")));
+    pub(crate) fn poll_result(self: &Rc<Self>, cx: &mut TaskContext<'_>) -> Poll<Result<T, Error>>
+    where
+        Self: AsShared<T>,
+    {
+        let misuse = current::with_current(|cur| {
+            let cur = cur?;
+            if std::ptr::addr_eq(ptr::from_ref(cur), Rc::as_ptr(self)) {
+                return Some(Error::invalid_state("a task cannot await on itself"));
             }
             if !cur.event_loop().ptr_eq(&self.lp) {
-                return Poll::Ready(Err(Error::invalid_state(
+                return Some(Error::invalid_state(
                     "the future is attached to a different loop",
-                )));
+                ));
             }
+            None
+        });
+        if let Some(err) = misuse {
+            return Poll::Ready(Err(err));
         }
         if self.done() {
             return Poll::Ready(self.take_result());
@@ -244,19 +380,98 @@ impl<T: 'static> Core<T> {
             }
             None => self.waker.set(Some(cx.waker().clone())),
         }
-        if let Some(info) = current.as_ref().and_then(|cur| cur.task_info()) {
-            info.set_waiter_future(self.clone());
-        }
+        current::with_current(|cur| {
+            if let Some(info) = cur.and_then(|cur| cur.task_info()) {
+                info.set_waiter_future(self.node());
+            }
+        });
         Poll::Pending
+    }
+
+    /// This core as a [`Node`].
+    pub(crate) fn node(self: &Rc<Self>) -> Rc<dyn Node> {
+        // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
+        unsafe { self.tail.node(Rc::as_ptr(self).cast()) }
+    }
+
+    /// `Future.cancel(msg)` for a future, `Task.cancel(msg)` for a task.
+    pub(crate) fn cancel_any(self: &Rc<Self>, msg: Option<Arc<str>>) -> bool
+    where
+        Self: AsShared<T>,
+    {
+        let Some(info) = &self.task else {
+            return self.cancel_future(msg);
+        };
+        let (accepted, wake) = info.cancel(self.done(), msg);
+        if wake {
+            // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
+            unsafe { self.tail.wake_task(Rc::as_ptr(self).cast()) };
+        }
+        accepted
+    }
+
+    /// Drops the registered wakers (see [`Node::clear_wakers`]).
+    pub(crate) fn drop_wakers(self: &Rc<Self>) {
+        let first = self.waker.take();
+        let wakers: Vec<_> = {
+            let listeners = self.listeners.take().map(|b| *b).unwrap_or_default();
+            let (wakers, kept): (Vec<_>, Vec<_>) = listeners
+                .into_iter()
+                .partition(|l| matches!(l, Listener::Waker(_)));
+            self.set_listeners(kept);
+            wakers
+        };
+        drop((first, wakers));
+        if self.task.is_some() {
+            // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
+            unsafe { self.tail.forget_task_waker(Rc::as_ptr(self).cast()) };
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let state = match self.status.get() {
+            Status::Pending => "pending",
+            Status::Finished => "finished",
+            Status::Failed => "finished with an exception",
+            Status::Cancelled => "cancelled",
+        };
+        match &self.task {
+            Some(info) => format!("<Task {state} name='{}'>", info.name()),
+            None => format!("<LoopFuture {state}>"),
+        }
     }
 }
 
-impl<T: 'static> Node for Core<T> {
+/// Seeing a core of any tail as [`Shared`] (done callbacks receive the erased view).
+pub(crate) trait AsShared<T> {
+    fn shared(this: &Rc<Self>) -> Shared<T>;
+}
+
+impl<T: 'static> AsShared<T> for Core<T, dyn Tail> {
+    fn shared(this: &Rc<Self>) -> Shared<T> {
+        this.clone()
+    }
+}
+
+impl<T: 'static, B: Tail + 'static> AsShared<T> for Core<T, B> {
+    fn shared(this: &Rc<Self>) -> Shared<T> {
+        this.clone()
+    }
+}
+
+impl<T: 'static, B: Tail + 'static> Awaited for Core<T, B> {
+    fn cancel_awaited(self: Rc<Self>, msg: Option<Arc<str>>) {
+        self.cancel_any(msg);
+    }
+
+    fn clear_awaited(self: Rc<Self>) {
+        self.drop_wakers();
+    }
+}
+
+impl<T: 'static, B: Tail + 'static> Node for Core<T, B> {
     fn cancel_node(self: Rc<Self>, msg: Option<Arc<str>>) -> bool {
-        match &self.task {
-            Some(info) => info.cancel(self.done(), msg),
-            None => self.cancel_future(msg),
-        }
+        self.cancel_any(msg)
     }
 
     fn status(&self) -> Status {
@@ -271,38 +486,19 @@ impl<T: 'static> Node for Core<T> {
         &self.lp
     }
 
-    fn clear_wakers(&self) {
-        let first = self.waker.take();
-        let wakers: Vec<_> = {
-            let listeners = self.listeners.take().map(|b| *b).unwrap_or_default();
-            let (wakers, kept): (Vec<_>, Vec<_>) = listeners
-                .into_iter()
-                .partition(|l| matches!(l, Listener::Waker(_)));
-            self.set_listeners(kept);
-            wakers
-        };
-        drop((first, wakers));
-        if let Some(info) = &self.task {
-            info.forget_waker();
-        }
+    fn clear_wakers(self: Rc<Self>) {
+        self.drop_wakers();
     }
 
     fn describe(&self) -> String {
-        let state = match self.status.get() {
-            Status::Pending => "pending",
-            Status::Finished => "finished",
-            Status::Failed => "finished with an exception",
-            Status::Cancelled => "cancelled",
-        };
-        match &self.task {
-            Some(info) => format!("<Task {state} name='{}'>", info.name()),
-            None => format!("<LoopFuture {state}>"),
-        }
+        Core::describe(self)
     }
 }
 
-impl<T> Drop for Core<T> {
+impl<T, B: ?Sized + Tail> Drop for Core<T, B> {
     fn drop(&mut self) {
+        // SAFETY: `self` is the core whose tail this is, being dropped.
+        unsafe { self.tail.dying(ptr::from_ref(self).cast()) };
         if self.status.get() != Status::Failed || self.retrieved.get() {
             return;
         }

@@ -1,12 +1,13 @@
 //! The running task of this thread, the per-loop task registry, and [`AnyTask`]: a task seen
 //! without its output type (`current_task()`, `all_tasks()`, the task factory).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
+use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use evloop_sched::{EventLoop, get_running_loop};
+use evloop_sched::{EventLoop, RemoteLoop, get_running_loop};
 
 use crate::Error;
 use crate::core::{Node, Status};
@@ -14,21 +15,45 @@ use crate::factory::TaskFactory;
 
 thread_local! {
     /// The task whose step runs now on this thread.
-    static CURRENT: RefCell<Option<Rc<dyn Node>>> = const { RefCell::new(None) };
+    /// A pointer, not an `Rc`: the step that set it holds the task for as long as it is set
+    /// (see [`enter`]), so a step costs no reference count here.
+    static CURRENT: Cell<Option<NonNull<dyn Node>>> = const { Cell::new(None) };
 }
 
+/// The current task, if any.
 pub(crate) fn current_node() -> Option<Rc<dyn Node>> {
-    CURRENT.with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+    let ptr = CURRENT.try_with(Cell::get).ok().flatten()?;
+    // SAFETY: `enter`'s contract: the task is alive while its pointer is set, and the pointer
+    // is `Rc::as_ptr` of that task's `Rc`; one more count is taken for the `Rc` made here.
+    unsafe {
+        Rc::increment_strong_count(ptr.as_ptr());
+        Some(Rc::from_raw(ptr.as_ptr()))
+    }
 }
 
-/// Makes `node` the current task; returns the previous one, to restore with [`restore`].
-pub(crate) fn enter(node: Rc<dyn Node>) -> Option<Rc<dyn Node>> {
+/// Runs `f` with the current task, if any, without taking a reference count.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&dyn Node>) -> R) -> R {
+    let ptr = CURRENT.try_with(Cell::get).ok().flatten();
+    // SAFETY: as in `current_node`: the task outlives its step, which outlives this call.
+    f(ptr.map(|p| unsafe { p.as_ref() }))
+}
+
+/// Makes the task `node` current; returns the previous one, to restore with [`restore`].
+///
+/// # Safety
+///
+/// `node` is `Rc::as_ptr` of a task's `Rc`, which the caller keeps alive until it calls
+/// [`restore`].
+#[inline]
+pub(crate) unsafe fn enter(node: NonNull<dyn Node>) -> Option<NonNull<dyn Node>> {
     CURRENT.with(|c| c.replace(Some(node)))
 }
 
-pub(crate) fn restore(prev: Option<Rc<dyn Node>>) {
-    let mine = CURRENT.with(|c| c.replace(prev));
-    drop(mine);
+/// Makes `prev` (from [`enter`]) current again.
+#[inline]
+pub(crate) fn restore(prev: Option<NonNull<dyn Node>>) {
+    CURRENT.with(|c| c.set(prev));
 }
 
 pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
@@ -36,13 +61,17 @@ pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
 }
 
 /// The loop's live tasks: a slab of weak references, so registering and finishing a task is
-/// O(1) and the registry never keeps a task alive.
+/// O(1) and the registry never keeps a task alive. Each task holds the registry (to leave it
+/// without looking it up), and reaches the loop's [`RemoteLoop`] through it.
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: RefCell<Vec<Option<Weak<dyn Node>>>>,
-    free: RefCell<Vec<usize>>,
+    free: RefCell<Vec<u32>>,
     /// The close hook that breaks waker cycles is registered once per loop.
     hooked: Cell<bool>,
+    /// The loop's cross-thread face, set with the close hook, before the first task exists.
+    /// Read from any thread by the tasks' wakers (see `raw`): never written again.
+    remote: OnceCell<RemoteLoop>,
     /// The loop's task factory (kept here so `create_task` looks up one per-loop value).
     pub(crate) factory: RefCell<Option<TaskFactory>>,
 }
@@ -51,6 +80,7 @@ impl Registry {
     /// Registers a new task; returns its slot.
     pub(crate) fn insert(self: &Rc<Self>, lp: &EventLoop, node: Weak<dyn Node>) -> u32 {
         if !self.hooked.replace(true) {
+            let _ = self.remote.set(lp.remote());
             let weak = Rc::downgrade(self);
             lp.on_close(move || {
                 if let Some(reg) = weak.upgrade() {
@@ -60,28 +90,33 @@ impl Registry {
         }
         let slot = self.free.borrow_mut().pop();
         let mut slots = self.slots.borrow_mut();
-        let i = match slot {
-            Some(i) => {
-                slots[i] = Some(node);
-                i
-            }
-            None => {
-                slots.push(Some(node));
-                slots.len() - 1
-            }
-        };
-        // More than 2^32 live tasks would not fit in memory; saturate rather than wrap.
-        u32::try_from(i).unwrap_or(u32::MAX)
+        if let Some(entry) = slot.and_then(|i| slots.get_mut(i as usize)) {
+            *entry = Some(node);
+            return slot.unwrap_or(u32::MAX);
+        }
+        // More than 2^32 live tasks would not fit in memory: the slot saturates, and such a
+        // task is simply not listed by `all_tasks` once it is back to `u32::MAX` (never here).
+        let i = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        if i != u32::MAX {
+            slots.push(Some(node));
+        }
+        i
     }
 
-    pub(crate) fn remove(lp: &EventLoop, slot: u32) {
-        let reg = lp.local::<Registry>();
-        let Ok(slot) = usize::try_from(slot) else {
-            return;
-        };
-        let old = reg.slots.borrow_mut().get_mut(slot).and_then(Option::take);
+    /// The loop's cross-thread face (set by the first `insert`).
+    pub(crate) fn remote(&self) -> Option<&RemoteLoop> {
+        self.remote.get()
+    }
+
+    /// Unregisters the task in `slot` (`u32::MAX`: none).
+    pub(crate) fn remove(&self, slot: u32) {
+        let old = self
+            .slots
+            .borrow_mut()
+            .get_mut(slot as usize)
+            .and_then(Option::take);
         if old.is_some() {
-            reg.free.borrow_mut().push(slot);
+            self.free.borrow_mut().push(slot);
         }
         drop(old);
     }
@@ -99,9 +134,9 @@ impl Registry {
     /// dropped, and reported as destroyed while pending.
     fn break_cycles(&self) {
         for node in self.live() {
-            node.clear_wakers();
-            if let Some(waiter) = node.task_info().and_then(|i| i.take_waiter_node()) {
-                waiter.clear_wakers();
+            node.clone().clear_wakers();
+            if let Some(waiter) = node.task_info().and_then(|i| i.take_waiter()) {
+                waiter.clear_awaited();
             }
         }
     }

@@ -5,10 +5,9 @@ use std::future::Future;
 use evloop_sched::{EventLoop, get_running_loop};
 
 use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
-use crate::core::Core;
 use crate::current::{AnyTask, Registry};
-use crate::factory::{NewTask, TaskFactory};
-use crate::step::{self, TaskInfo};
+use crate::factory::{self, NewTask, TaskFactory};
+use crate::raw;
 use crate::{Error, LoopFuture, Task};
 
 mod sealed {
@@ -123,17 +122,22 @@ impl LoopTaskExt for EventLoop {
             return Err(evloop_sched::Error::closed().into());
         }
         let reg = self.local::<Registry>();
-        let core = Core::new(self.clone(), Some(TaskInfo::new()));
-        let runnable = step::spawn(&core, &reg, fut);
-        let new = NewTask {
-            runnable: Some(runnable),
-            task: AnyTask { node: core.clone() },
-            lp: self.clone(),
-        };
+        let (core, first) = raw::spawn(self, &reg, fut);
         let factory = reg.factory.borrow().clone();
         match factory {
-            None => new.start()?,
-            Some(factory) => factory(self, new)?,
+            None => {
+                if let Some(info) = &core.task {
+                    factory::start(self, info, first)?;
+                }
+            }
+            Some(factory) => {
+                let new = NewTask {
+                    first: Some(first),
+                    task: AnyTask { node: core.node() },
+                    lp: self.clone(),
+                };
+                factory(self, new)?;
+            }
         }
         Ok(Task { core })
     }

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::rc::Rc;
 
-use async_task::Runnable;
 use evloop_sched::EventLoop;
 
 use crate::Error;
 use crate::current::AnyTask;
-use crate::step;
+use crate::raw::FirstStep;
+use crate::step::TaskInfo;
 
 /// A task factory: called by [`create_task`](crate::LoopTaskExt::create_task) with every new
 /// task, which it must start ([`NewTask::start`] or [`NewTask::start_eager`]), and may rename
@@ -39,7 +39,7 @@ pub type TaskFactory = Rc<dyn Fn(&EventLoop, NewTask) -> Result<(), Error>>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct NewTask {
-    pub(crate) runnable: Option<Runnable>,
+    pub(crate) first: Option<FirstStep>,
     pub(crate) task: AnyTask,
     pub(crate) lp: EventLoop,
 }
@@ -62,28 +62,36 @@ impl NewTask {
     ///
     /// - a loop error with `is_closed()` if the loop is closed (the task ends cancelled).
     pub fn start(mut self) -> Result<(), Error> {
-        let Some(runnable) = self.runnable.take() else {
+        let Some(first) = self.first.take() else {
             return Ok(());
         };
-        self.mark_started();
-        let queued = step::queue_first_step(&self.lp, runnable);
-        if queued.is_err() {
-            if let Some(info) = self.task.node.task_info() {
-                info.started.set(false);
-            }
+        match self.task.node.task_info() {
+            Some(info) => start(&self.lp, info, first),
+            None => Ok(()),
         }
-        queued
     }
 
     /// Starts the task eagerly (asyncio 3.12's eager tasks): its first step runs now, inside
     /// this call, with [`current_task`](crate::current_task) set to it. A task that finishes in
     /// its first step is never scheduled on the loop.
     pub fn start_eager(mut self) {
-        if let Some(runnable) = self.runnable.take() {
+        if let Some(first) = self.first.take() {
             self.mark_started();
-            runnable.run();
+            first.run();
         }
     }
+}
+
+/// Queues a task's first step, the default start (`create_task` without a factory, and
+/// [`NewTask::start`]).
+pub(crate) fn start(lp: &EventLoop, info: &TaskInfo, first: FirstStep) -> Result<(), Error> {
+    info.started.set(true);
+    let queued = first.queue(lp);
+    if queued.is_err() {
+        // The closed loop dropped the step: the task ended cancelled, never started.
+        info.started.set(false);
+    }
+    Ok(queued?)
 }
 
 impl fmt::Debug for NewTask {

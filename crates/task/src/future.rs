@@ -3,14 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use evloop_sched::{EventLoop, Exception};
 
 use crate::Error;
-use crate::core::{CallbackId, Core, Node};
+use crate::core::{CallbackId, Core, Shared};
 
 /// A future bound to a loop, completed by hand: asyncio's `Future`, made by
 /// [`LoopTaskExt::create_future`](crate::LoopTaskExt::create_future).
@@ -54,7 +53,7 @@ use crate::core::{CallbackId, Core, Node};
 /// ```
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct LoopFuture<T> {
-    pub(crate) core: Rc<Core<T>>,
+    pub(crate) core: Shared<T>,
 }
 
 impl<T> Clone for LoopFuture<T> {
@@ -69,7 +68,7 @@ impl<T: 'static> LoopFuture<T> {
     /// A pending future bound to `lp` (also on a closed loop, as asyncio's `create_future()`).
     pub fn new(lp: &EventLoop) -> LoopFuture<T> {
         LoopFuture {
-            core: Core::new(lp.clone(), None),
+            core: Core::new_future(lp.clone()),
         }
     }
 
@@ -157,7 +156,7 @@ impl<T: 'static> LoopFuture<T> {
     /// Adds a callback to be scheduled with `call_soon` when the future completes (at once if it
     /// is already done); see the type's docs. The id removes it again.
     pub fn add_done_callback(&self, f: impl FnOnce(&LoopFuture<T>) + 'static) -> CallbackId {
-        self.core.add_callback(Box::new(move |core: &Rc<Core<T>>| {
+        self.core.add_callback(Box::new(move |core: &Shared<T>| {
             f(&LoopFuture { core: core.clone() });
         }))
     }

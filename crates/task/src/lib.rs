@@ -2,7 +2,7 @@
 //! [`LoopFuture`] (asyncio's `Future`: done callbacks, cancel, result), [`Task`] (a Rust future
 //! driven by the loop, one ready-queue entry per step), the task factory, `run_until_complete`,
 //! [`sleep`], [`current_task`]/[`all_tasks`] and the async clean-up registry. It depends only
-//! on `evloop-sched` (floor 2) and `async-task`; it must never know about executors, thread
+//! on `evloop-sched` (floor 2); it must never know about executors, thread
 //! pools, sockets or transports, which live on the floors above. The loop methods come as the
 //! extension trait [`LoopTaskExt`] on `evloop_sched::EventLoop`; most users want the facade
 //! crate `evloop`, whose prelude brings this trait in scope with the rest.
@@ -11,7 +11,8 @@
 //!
 //! - A task's first step is scheduled like a `call_soon` callback, never run inline (unless an
 //!   eager task factory is set), and each later step is one entry in the same FIFO as
-//!   callbacks. Queueing a step allocates nothing (`EventLoop::call_soon_step`).
+//!   callbacks. Queueing a step allocates nothing (`EventLoop::call_soon_step`), and a task is
+//!   one allocation: its state, its future and its waker state together.
 //! - A task awaiting a future set in iteration N resumes in iteration N + 1.
 //! - `sleep(0)` yields exactly one iteration.
 //! - Done callbacks are scheduled with `call_soon` when the future completes, in the order they
@@ -37,6 +38,7 @@ mod error;
 mod ext;
 mod factory;
 mod future;
+mod raw;
 mod sleep;
 mod step;
 mod task;

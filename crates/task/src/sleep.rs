@@ -41,8 +41,15 @@ use crate::current;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn sleep(delay: impl Delay) -> Sleep {
+    let init = match delay.to_nanos() {
+        Err(err) => Init::Invalid(err.into()),
+        Ok(Some(ns)) if ns <= 0 => Init::Yield,
+        Ok(Some(ns)) => Init::After(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))),
+        // `f64::INFINITY`: a timer that never fires.
+        Ok(None) => Init::Never,
+    };
     Sleep {
-        state: State::Init(delay.to_nanos().map_err(Error::from)),
+        state: State::Init(init),
     }
 }
 
@@ -53,9 +60,19 @@ pub struct Sleep {
     state: State,
 }
 
+/// What `sleep` was asked for, converted once (small, so that polling moves little).
+#[derive(Debug)]
+enum Init {
+    /// A delay ≤ 0: yield one iteration.
+    Yield,
+    After(Duration),
+    Never,
+    Invalid(Error),
+}
+
 #[derive(Debug)]
 enum State {
-    Init(Result<Option<i128>, Error>),
+    Init(Init),
     Yielded,
     Timer {
         lp: EventLoop,
@@ -104,28 +121,35 @@ impl Future for Sleep {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        // The common case, `sleep(0)`, first, and without touching the rest of the state.
+        match &self.state {
+            State::Init(Init::Yield) => {
+                if let Err(err) = check_running() {
+                    self.state = State::Done;
+                    return Poll::Ready(Err(err));
+                }
+                self.state = State::Yielded;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            State::Yielded | State::Done => {
+                self.state = State::Done;
+                return Poll::Ready(Ok(()));
+            }
+            State::Init(_) | State::Timer { .. } => {}
+        }
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
-            State::Init(Err(err)) => Poll::Ready(Err(err)),
-            State::Init(Ok(ns)) => {
+            State::Init(Init::Invalid(err)) => Poll::Ready(Err(err)),
+            State::Init(init) => {
                 let lp = match get_running_loop() {
                     Ok(lp) => lp,
                     Err(err) => return Poll::Ready(Err(err.into())),
                 };
-                let delay = match ns {
-                    Some(ns) if ns <= 0 => {
-                        self.state = State::Yielded;
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    Some(ns) => Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)),
-                    // `f64::INFINITY`: a timer that never fires.
-                    None => Duration::MAX,
-                };
-                let timer = if ns.is_none() {
-                    lp.call_later(f64::INFINITY, || ()).map_err(Error::from)
-                } else {
-                    arm(&lp, None, delay, cx.waker())
+                let timer = match init {
+                    Init::Never => lp.call_later(f64::INFINITY, || ()).map_err(Error::from),
+                    Init::After(delay) => arm(&lp, None, delay, cx.waker()),
+                    Init::Yield | Init::Invalid(_) => unreachable!("handled above"),
                 };
                 match timer {
                     Ok(timer) => {
@@ -162,6 +186,15 @@ impl Future for Sleep {
             }
         }
     }
+}
+
+/// `Ok` if a loop runs on this thread, as `get_running_loop` says, but without a reference
+/// count in the common case: the current task's own loop is running.
+fn check_running() -> Result<(), Error> {
+    if current::with_current(|cur| cur.is_some_and(|task| task.event_loop().is_running())) {
+        return Ok(());
+    }
+    get_running_loop().map(drop).map_err(Error::from)
 }
 
 impl Drop for Sleep {

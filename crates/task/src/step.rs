@@ -1,18 +1,10 @@
-//! How a task runs: its per-task state ([`TaskInfo`]), the future `async-task` drives
-//! ([`Step`]), and the schedule function that puts a woken task back on the loop.
+//! What one step of a task does: its per-task state ([`TaskInfo`]) and the poll of its body
+//! ([`run`]), with cancellation and panics handled at the step boundary. Where the body lives
+//! and how a step is queued is `raw`'s business.
 //!
 //! # Ground rules
 //!
-//! - A task step is one entry in the loop's ready queue, in FIFO order with `call_soon`: the
-//!   task's `Runnable` itself, handed to [`EventLoop::call_soon_step`] as a [`RawStep`], so
-//!   queueing a step allocates nothing. The first step is queued so by `create_task`; later
-//!   ones by the task's waker when it is woken on the loop's thread while the loop runs
-//!   ([`RemoteLoop::running_here`]). Woken anywhere else (another thread, or the loop's thread
-//!   while the loop is not running), the waker goes through
-//!   [`RemoteLoop::call_soon_threadsafe`], which allocates a callback and wakes the loop.
-//! - The body future never leaves the loop's thread (`async_task::spawn_local`). A waker woken
-//!   on another thread after the loop closed cannot queue the step; the step is then leaked
-//!   rather than dropped there, because a local task must not be dropped off its thread.
+//! - Everything here runs on the loop's thread, with no borrow held while the body runs.
 //! - Cancellation is a request (`must_cancel`). The next step does not poll the body: it drops
 //!   it, on the loop's thread, and the task ends cancelled. `cancel()` also cancels what the
 //!   task awaits (a loop future, a task, a sleep's timer) and wakes the task, so that step
@@ -22,37 +14,57 @@ use std::cell::Cell;
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll, Waker};
-use std::thread::{self, ThreadId};
+use std::task::{Context as TaskContext, Poll};
 
-use async_task::Runnable;
-use evloop_sched::{Context, EventLoop, Exception, RawStep, RemoteLoop, StepVTable, TimerHandle};
+use evloop_sched::{Context, Exception, TimerHandle};
 
 use crate::Error;
 use crate::core::{Core, Node};
 use crate::current::{self, Registry};
+use crate::raw::{self, TaskCore};
 
 /// Default task names are `Task-N` from a process-wide counter, as asyncio's.
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 
-/// What a suspended task awaits, so that cancelling the task cancels it too.
-enum Waiter {
-    None,
-    Future(Rc<dyn Node>),
-    /// Boxed: a timer handle is several words, and most tasks never sleep on a timer.
-    Timer(Box<TimerHandle>),
+/// A fresh task id (non-zero: the counter starts at 1).
+fn next_id() -> NonZeroU64 {
+    // The counter would take centuries to wrap; `MAX` keeps the id non-zero without a panic
+    // path.
+    NonZeroU64::new(NEXT_TASK.fetch_add(1, Ordering::Relaxed)).unwrap_or(NonZeroU64::MAX)
 }
 
-/// What few tasks need: a name set by hand, a cancel message. Boxed on first use.
+/// What a suspended task awaits (a loop future, a task, or a sleep's timer), so that cancelling
+/// the task cancels it too. One trait object (two words) covers both kinds, where an enum of
+/// them would need a third word for its tag.
+pub(crate) trait Awaited {
+    /// Cancels it: a future or a task with the task's cancel message; a timer leaves the wheel.
+    fn cancel_awaited(self: Rc<Self>, msg: Option<Arc<str>>);
+    /// Drops the wakers it holds (`close()` breaks the cycles through them).
+    fn clear_awaited(self: Rc<Self>);
+}
+
+impl Awaited for TimerHandle {
+    fn cancel_awaited(self: Rc<Self>, _msg: Option<Arc<str>>) {
+        self.cancel();
+    }
+
+    /// The timer's callback owns the waker; `close()` drops the timers itself.
+    fn clear_awaited(self: Rc<Self>) {}
+}
+
+type Waiter = Option<Rc<dyn Awaited>>;
+
+/// What few tasks need: a name set by hand, a cancel message, a cancel count. Boxed on first
+/// use.
 #[derive(Default)]
 struct Extra {
     name: Option<String>,
     cancel_msg: Option<Arc<str>>,
+    num_cancels: u32,
 }
 
 /// The state a task has beyond a future's.
@@ -63,31 +75,26 @@ pub(crate) struct TaskInfo {
     /// use, with no foreign code in between (see `with_extra`).
     extra: Cell<Option<Box<Extra>>>,
     must_cancel: Cell<bool>,
-    num_cancels: Cell<u32>,
     waiter: Cell<Waiter>,
-    /// The task's own waker, kept from its first step (to wake it on cancel); dropped when it
-    /// finishes or the loop closes.
-    waker: Cell<Option<Waker>>,
     running: Cell<bool>,
     /// Its first step was queued or run (a factory may drop a task without starting it).
     pub(crate) started: Cell<bool>,
+    /// The task still holds its own waker (see `raw`'s ground rules); kept here, not in the
+    /// body's part, where it fits in padding.
+    pub(crate) own_waker: Cell<bool>,
     slot: Cell<u32>,
 }
 
 impl TaskInfo {
     pub(crate) fn new() -> TaskInfo {
         TaskInfo {
-            // The counter starts at 1 and would take centuries to wrap; `MAX` keeps it non-zero
-            // without a panic path.
-            id: NonZeroU64::new(NEXT_TASK.fetch_add(1, Ordering::Relaxed))
-                .unwrap_or(NonZeroU64::MAX),
+            id: next_id(),
             extra: Cell::new(None),
             must_cancel: Cell::new(false),
-            num_cancels: Cell::new(0),
-            waiter: Cell::new(Waiter::None),
-            waker: Cell::new(None),
+            waiter: Cell::new(None),
             running: Cell::new(false),
             started: Cell::new(false),
+            own_waker: Cell::new(true),
             slot: Cell::new(u32::MAX),
         }
     }
@@ -122,80 +129,70 @@ impl TaskInfo {
     }
 
     pub(crate) fn cancelling(&self) -> u32 {
-        self.num_cancels.get()
+        self.read_extra(|e| Some(e.num_cancels)).unwrap_or(0)
     }
 
     pub(crate) fn set_waiter_future(&self, node: Rc<dyn Node>) {
-        let old = self.waiter.replace(Waiter::Future(node));
+        let old = self.waiter.replace(Some(node));
         drop(old);
     }
 
     pub(crate) fn set_waiter_timer(&self, timer: TimerHandle) {
-        let old = self.waiter.replace(Waiter::Timer(Box::new(timer)));
+        let old = self.waiter.replace(Some(Rc::new(timer)));
         drop(old);
     }
 
-    pub(crate) fn take_waiter_node(&self) -> Option<Rc<dyn Node>> {
-        match self.waiter.replace(Waiter::None) {
-            Waiter::Future(node) => Some(node),
-            _ => None,
-        }
+    pub(crate) fn take_waiter(&self) -> Option<Rc<dyn Awaited>> {
+        self.waiter.take()
     }
 
-    pub(crate) fn forget_waker(&self) {
-        let waker = self.waker.take();
-        drop(waker);
+    pub(crate) fn set_slot(&self, slot: u32) {
+        self.slot.set(slot);
     }
 
-    /// Called when the task's core completes: leaves the registry, drops the self-waker.
-    pub(crate) fn finish(&self, lp: &EventLoop) {
-        Registry::remove(lp, self.slot.get());
-        let waker = self.waker.take();
-        let waiter = self.waiter.replace(Waiter::None);
-        drop((waker, waiter));
+    /// Called when the task's core completes (or is dropped pending): leaves the registry,
+    /// drops what it awaited.
+    pub(crate) fn finish(&self, reg: &Registry) {
+        reg.remove(self.slot.replace(u32::MAX));
+        let waiter = self.waiter.take();
+        drop(waiter);
     }
 
     /// asyncio's `Task.cancel(msg)`: a request; the task ends cancelled at its next step.
-    pub(crate) fn cancel(&self, done: bool, msg: Option<Arc<str>>) -> bool {
+    /// Returns (accepted, wake): `wake` asks the caller to wake the task, so that the step
+    /// that ends it comes on the next iteration.
+    pub(crate) fn cancel(&self, done: bool, msg: Option<Arc<str>>) -> (bool, bool) {
         if done {
-            return false;
+            return (false, false);
         }
-        self.num_cancels
-            .set(self.num_cancels.get().saturating_add(1));
         // The first message wins, as in asyncio where the awaited future keeps it.
-        let unused = self.with_extra(|e| match &e.cancel_msg {
-            Some(_) => msg,
-            None => {
-                e.cancel_msg = msg;
-                None
+        let unused = self.with_extra(|e| {
+            e.num_cancels = e.num_cancels.saturating_add(1);
+            match &e.cancel_msg {
+                Some(_) => msg,
+                None => {
+                    e.cancel_msg = msg;
+                    None
+                }
             }
         });
         drop(unused);
         self.must_cancel.set(true);
-        if !self.running.get() {
-            self.cancel_waiter();
-            if let Some(waker) = self.waker.take() {
-                let wake = waker.clone();
-                self.waker.set(Some(waker));
-                wake.wake();
-            }
-            // No waker yet: the first step is queued (or the factory has not started the
-            // task), and it will see `must_cancel` before polling the body.
+        if self.running.get() {
+            // Cancelled by its own step: the step itself takes care (see `run`).
+            return (true, false);
         }
-        true
+        self.cancel_waiter();
+        // A task whose first step is queued (or not started by the factory) is already
+        // scheduled: the wake is then a no-op, and that step sees `must_cancel`.
+        (true, true)
     }
 
     /// Cancels what the task awaits: the future or task (with the cancel message), or the
     /// sleep's timer, which leaves the wheel now.
     fn cancel_waiter(&self) {
-        let waiter = self.waiter.replace(Waiter::None);
-        match waiter {
-            Waiter::None => {}
-            Waiter::Future(node) => {
-                let msg = self.cancel_msg();
-                node.cancel_node(msg);
-            }
-            Waiter::Timer(timer) => timer.cancel(),
+        if let Some(waiter) = self.waiter.take() {
+            waiter.cancel_awaited(self.cancel_msg());
         }
     }
 
@@ -208,269 +205,156 @@ impl TaskInfo {
     }
 }
 
-/// The future `async-task` runs: one poll is one task step.
-pub(crate) struct Step<F>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    core: Rc<Core<F::Output>>,
-    /// `None` once the body finished, panicked or was dropped by a cancellation.
-    body: Option<F>,
-}
-
 /// The task part of a task's core.
-fn info_of<T>(core: &Core<T>) -> &TaskInfo {
-    // Steps are only made by `spawn`, for task cores (`Core::new` with `Some(TaskInfo)`).
+fn info_of<T, B: ?Sized + crate::core::Tail>(core: &Core<T, B>) -> &TaskInfo {
+    // Steps are only made by `raw::spawn`, for task cores (made with `Some(TaskInfo)`).
     core.task
         .as_ref()
         .unwrap_or_else(|| unreachable!("a step always belongs to a task"))
 }
 
-impl<F> Step<F>
+/// Drops the body on the loop's thread; a panicking destructor is reported, not spread.
+#[inline]
+fn drop_body<F>(core: &Rc<TaskCore<F>>)
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    /// Drops the body on the loop's thread; a panicking destructor is reported, not spread.
-    fn drop_body(self: Pin<&mut Self>) {
-        // SAFETY: the body is structurally pinned and dropped in place here (assigning `None`
-        // runs its destructor before the memory is reused); nothing is moved out of it.
-        let this = unsafe { self.get_unchecked_mut() };
-        let outcome = catch_unwind(AssertUnwindSafe(|| this.body = None));
-        if let Err(payload) = outcome {
-            this.core.lp.call_exception_handler(
-                Context::new("a task's future panicked while being dropped")
-                    .with_exception(Exception::from_panic(payload))
-                    .with("task", this.core.describe()),
-            );
-        }
+    let outcome = catch_unwind(AssertUnwindSafe(|| raw::drop_body(core)));
+    if let Err(payload) = outcome {
+        core.lp.call_exception_handler(
+            Context::new("a task's future panicked while being dropped")
+                .with_exception(Exception::from_panic(payload))
+                .with("task", core.describe()),
+        );
     }
 }
 
-impl<F> Future for Step<F>
+/// One step of the task: polls its body once (or drops it, if the task was cancelled).
+pub(crate) fn run<F>(core: &Rc<TaskCore<F>>)
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    type Output = ();
+    let info = info_of(core);
+    if core.done() || !raw::has_body(core) {
+        return;
+    }
+    if !raw::has_own_waker(core) {
+        // The loop closed and released the task's own waker (a factory starting the task
+        // afterwards): the body cannot be woken any more, so it is not polled.
+        abandon(core);
+        return;
+    }
+    // As asyncio clears `_fut_waiter` at the start of a step.
+    let old = info.waiter.take();
+    drop(old);
+    if info.must_cancel.get() {
+        drop_body(core);
+        core.complete(Err(info.cancelled_error()));
+        return;
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let core = self.core.clone();
-        let info = info_of(&core);
-        if core.done() || self.body.is_none() {
-            return Poll::Ready(());
-        }
-        match info.waker.take() {
-            Some(w) if w.will_wake(cx.waker()) => info.waker.set(Some(w)),
-            _ => info.waker.set(Some(cx.waker().clone())),
-        }
-        // As asyncio clears `_fut_waiter` at the start of a step.
-        let old = info.waiter.replace(Waiter::None);
-        drop(old);
-        if info.must_cancel.get() {
-            self.as_mut().drop_body();
-            core.complete(Err(info.cancelled_error()));
-            return Poll::Ready(());
-        }
+    info.running.set(true);
+    let node: *const TaskCore<F> = Rc::as_ptr(core);
+    let node: *const dyn Node = node;
+    let node = NonNull::new(node.cast_mut()).unwrap_or_else(|| unreachable!("an Rc is never null"));
+    // SAFETY: `node` is `Rc::as_ptr` of the task's `Rc`, which `core` keeps alive until the
+    // `restore` below.
+    let prev = unsafe { current::enter(node) };
+    // The task holds its own waker while it is pending, so this borrowed one stays valid (and
+    // its clones count) for the whole poll.
+    let waker = raw::borrowed_waker(core);
+    let mut cx = TaskContext::from_waker(&waker);
+    let outcome = catch_unwind(AssertUnwindSafe(|| raw::poll_body(core, &mut cx)));
+    current::restore(prev);
+    info.running.set(false);
 
-        info.running.set(true);
-        let prev = current::enter(core.clone());
-        // SAFETY: the body is structurally pinned: it is never moved out of `self.body`, only
-        // dropped in place (`drop_body`, or when `Step` itself is dropped).
-        let body = unsafe {
-            self.as_mut().map_unchecked_mut(|s| match s.body.as_mut() {
-                Some(body) => body,
-                None => unreachable!("checked above: the body is still there"),
-            })
-        };
-        let outcome = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-        current::restore(prev);
-        info.running.set(false);
-
-        match outcome {
-            Ok(Poll::Pending) => {
-                if info.must_cancel.get() {
-                    // The task cancelled itself during this step: cancel what it awaits now
-                    // and come back next iteration to drop the body.
-                    info.cancel_waiter();
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending
+    match outcome {
+        Ok(Poll::Pending) => {
+            if info.must_cancel.get() {
+                // The task cancelled itself during this step: cancel what it awaits now
+                // and come back next iteration to drop the body.
+                info.cancel_waiter();
+                waker.wake_by_ref();
             }
-            Ok(Poll::Ready(value)) => {
-                self.as_mut().drop_body();
-                if info.must_cancel.get() {
-                    // asyncio: a cancel requested and never delivered wins over the result.
-                    core.complete(Err(info.cancelled_error()));
-                } else {
-                    core.complete(Ok(value));
-                }
-                Poll::Ready(())
+        }
+        Ok(Poll::Ready(value)) => {
+            drop_body(core);
+            if info.must_cancel.get() {
+                // asyncio: a cancel requested and never delivered wins over the result.
+                core.complete(Err(info.cancelled_error()));
+            } else {
+                core.complete(Ok(value));
             }
-            Err(payload) => {
-                self.as_mut().drop_body();
-                core.complete(Err(Error::failed(Exception::from_panic(payload))));
-                Poll::Ready(())
-            }
+        }
+        Err(payload) => {
+            drop_body(core);
+            core.complete(Err(Error::failed(Exception::from_panic(payload))));
         }
     }
 }
 
-impl<F> Drop for Step<F>
+/// A step dropped unrun (the loop closed with it queued, or a factory dropped the task
+/// unstarted): nobody can finish the task any more, so it ends cancelled (asyncio leaves it
+/// pending; awaiters here would then hang).
+pub(crate) fn abandon<F>(core: &Rc<TaskCore<F>>)
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    fn drop(&mut self) {
-        if self.core.done() {
-            return;
-        }
-        // The step was dropped without finishing: the loop closed with it queued, or whatever
-        // would have woken it was dropped. Nobody can finish the task any more, so it ends
-        // cancelled (asyncio leaves it pending; awaiters here would then hang).
-        let info = info_of(&self.core);
-        let started = info.started.get();
-        let describe = self.core.describe();
-        let body = self.body.take();
-        drop(body);
-        if started {
-            self.core.lp.call_exception_handler(
-                Context::new("Task was destroyed but it is pending!").with("task", describe),
-            );
-        }
-        let msg = if started {
-            "task was destroyed but it is pending"
-        } else {
-            "the task factory did not start the task"
-        };
-        self.core.complete(Err(Error::cancelled(Some(msg))));
+    if core.done() {
+        return;
     }
-}
-
-thread_local! {
-    /// This thread's id, read once (`thread::current()` costs a reference count each time).
-    static THREAD_ID: ThreadId = thread::current().id();
-}
-
-/// Owns a task's step while it is queued. Dropped on the loop's thread it cancels the task's
-/// run (async-task then drops the body); dropped on another thread (a push to a closed loop)
-/// it leaks the step instead, because a local task must be dropped on its own thread.
-struct Queued {
-    runnable: Option<Runnable>,
-    origin: ThreadId,
-}
-
-impl Queued {
-    /// `origin` is the thread that spawned the task (the loop's, not the one waking it).
-    fn new(runnable: Runnable, origin: ThreadId) -> Queued {
-        Queued {
-            runnable: Some(runnable),
-            origin,
-        }
+    let info = info_of(core);
+    if info.running.get() {
+        // Dropped while its own step polls it (an eagerly started body woke itself, then
+        // closed the loop): that step wakes it once more, and the wake, refused by the closed
+        // loop, ends it.
+        info.must_cancel.set(true);
+        raw::unqueue(core);
+        return;
     }
-
-    fn run(mut self) {
-        if let Some(r) = self.runnable.take() {
-            r.run();
-        }
+    let started = info.started.get();
+    let describe = core.describe();
+    drop_body(core);
+    if started {
+        core.lp.call_exception_handler(
+            Context::new("Task was destroyed but it is pending!").with("task", describe),
+        );
     }
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        if let Some(r) = self.runnable.take() {
-            // `try_with`: during thread teardown the cache may be gone; then assume foreign.
-            if THREAD_ID.try_with(|id| *id).ok() != Some(self.origin) {
-                std::mem::forget(r);
-            }
-        }
-    }
-}
-
-/// Spawns `fut` as the body of the task `core`, registered in `reg` (the loop's registry);
-/// returns its first step, not yet queued.
-pub(crate) fn spawn<F>(core: &Rc<Core<F::Output>>, reg: &Rc<Registry>, fut: F) -> Runnable
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    // The one capture: the schedule function lives in every task's allocation. The loop's
-    // thread (`RemoteLoop::thread_id`) is the thread that spawned the task, since an
-    // `EventLoop` never leaves it.
-    let remote: RemoteLoop = core.lp.remote();
-    let schedule = move |runnable: Runnable| {
-        // Woken on the loop's thread while it runs (the common case: a future set by a
-        // callback or another task): straight onto the ready queue, with no allocation and
-        // without the cross-thread machinery.
-        let local = remote.running_here();
-        if let Some(lp) = local {
-            // A closed loop drops the step here, on its own thread.
-            let _ = lp.call_soon_step(raw_step(runnable));
-            return;
-        }
-        let queued = Queued::new(runnable, remote.thread_id());
-        // A closed loop drops `queued` (leaked off-thread, see `Queued`): a waker of a closed
-        // loop does nothing.
-        let _ = remote.call_soon_threadsafe(move || queued.run());
+    let msg = if started {
+        "task was destroyed but it is pending"
+    } else {
+        "the task factory did not start the task"
     };
-    let weak: std::rc::Weak<dyn Node> = Rc::downgrade(core) as std::rc::Weak<dyn Node>;
-    let slot = reg.insert(&core.lp, weak);
-    if let Some(info) = &core.task {
-        info.slot.set(slot);
+    core.complete(Err(Error::cancelled(Some(msg))));
+}
+
+/// The core of a pending task is being dropped (the loop closed and released the last waker):
+/// drops the body, reports it, and leaves the registry.
+pub(crate) fn dying<F>(core: &TaskCore<F>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    if core.done() || !raw::has_body(core) {
+        return;
     }
-    let step = Step {
-        core: core.clone(),
-        body: Some(fut),
-    };
-    let (runnable, handle) = async_task::spawn_local(step, schedule);
-    // The core carries the outcome; async-task's own handle is not needed.
-    handle.detach();
-    runnable
-}
-
-/// Queues a first step in the ready queue (FIFO with callbacks even before the loop runs).
-pub(crate) fn queue_first_step(lp: &EventLoop, runnable: Runnable) -> Result<(), Error> {
-    // Called by `create_task`'s caller: the thread that spawned the task and owns the loop.
-    lp.call_soon_step(raw_step(runnable))?;
-    Ok(())
-}
-
-/// Runs the step behind a pointer made by [`raw_step`].
-///
-/// # Safety
-///
-/// `ptr` comes from `Runnable::into_raw` in [`raw_step`], on this thread, and is handed back
-/// once (the `RawStep` contract).
-unsafe fn run_step(ptr: NonNull<()>) {
-    // SAFETY: the caller's contract: `ptr` is a `Runnable` of this thread, given back once.
-    let runnable = unsafe { Runnable::<()>::from_raw(ptr) };
-    runnable.run();
-}
-
-/// Drops, unrun, the step behind a pointer made by [`raw_step`]: async-task then drops the
-/// task's future (on this thread, where it was spawned).
-///
-/// # Safety
-///
-/// As [`run_step`].
-unsafe fn drop_step(ptr: NonNull<()>) {
-    // SAFETY: as in `run_step`.
-    let runnable = unsafe { Runnable::<()>::from_raw(ptr) };
-    drop(runnable);
-}
-
-static STEP_VTABLE: StepVTable = StepVTable {
-    run: run_step,
-    drop: drop_step,
-};
-
-/// A task's step as a ready-queue entry that costs no allocation. Call it only on the thread
-/// that spawned the task (the loop's).
-fn raw_step(runnable: Runnable) -> RawStep {
-    let ptr = runnable.into_raw();
-    // SAFETY: `ptr` owns the `Runnable`; `run_step` and `drop_step` each turn it back into one,
-    // and the `RawStep` calls exactly one of them once, on this thread: the one that spawned
-    // the local task, as `spawn_local` requires for running or dropping its `Runnable`.
-    unsafe { RawStep::new(ptr, &STEP_VTABLE) }
+    let info = info_of(core);
+    let describe = core.describe();
+    let outcome = catch_unwind(AssertUnwindSafe(|| raw::drop_body(core)));
+    if let Err(payload) = outcome {
+        core.lp.call_exception_handler(
+            Context::new("a task's future panicked while being dropped")
+                .with_exception(Exception::from_panic(payload))
+                .with("task", describe.clone()),
+        );
+    }
+    if info.started.get() {
+        core.lp.call_exception_handler(
+            Context::new("Task was destroyed but it is pending!").with("task", describe),
+        );
+    }
+    raw::finish(core);
 }

@@ -3,14 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use evloop_sched::EventLoop;
 
 use crate::Error;
-use crate::core::{CallbackId, Core, Node, Status};
+use crate::core::{CallbackId, Shared, Status};
 use crate::current::AnyTask;
 
 pub(crate) use crate::step::TaskInfo;
@@ -74,7 +73,7 @@ pub(crate) use crate::step::TaskInfo;
 /// ```
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Task<T> {
-    pub(crate) core: Rc<Core<T>>,
+    pub(crate) core: Shared<T>,
 }
 
 impl<T> Clone for Task<T> {
@@ -106,7 +105,7 @@ impl<T: 'static> Task<T> {
 
     /// Requests cancellation (see the type's docs): true unless the task is already done.
     pub fn cancel(&self, msg: Option<&str>) -> bool {
-        self.core.clone().cancel_node(msg.map(Arc::from))
+        self.core.cancel_any(msg.map(Arc::from))
     }
 
     /// How many times `cancel` was called on this task while it was pending (asyncio's
@@ -147,7 +146,7 @@ impl<T: 'static> Task<T> {
 
     /// Adds a callback scheduled with `call_soon` when the task is done (at once if it is).
     pub fn add_done_callback(&self, f: impl FnOnce(&Task<T>) + 'static) -> CallbackId {
-        self.core.add_callback(Box::new(move |core: &Rc<Core<T>>| {
+        self.core.add_callback(Box::new(move |core: &Shared<T>| {
             f(&Task { core: core.clone() });
         }))
     }
@@ -175,7 +174,7 @@ impl<T: 'static> Task<T> {
     /// This task without its output type.
     pub fn as_any(&self) -> AnyTask {
         AnyTask {
-            node: self.core.clone(),
+            node: self.core.node(),
         }
     }
 }

@@ -274,3 +274,76 @@ fn a_cancelled_task_cleans_up_asynchronously_from_drop() -> TestResult {
     assert_eq!(log.take(), ["clean-up started", "clean-up finished"]);
     Ok(())
 }
+
+// Ours (issue 4's raw task): an eagerly started task that wakes itself and then closes its loop
+// inside that first step loses its queued step to close(); it still ends cancelled, its body
+// dropped and reported, instead of staying pending forever.
+#[test]
+fn an_eager_task_that_wakes_itself_and_closes_the_loop_ends_cancelled() -> TestResult {
+    let lp = EventLoop::new()?;
+    let seen = record_exceptions(&lp);
+    lp.set_task_factory(Some(evloop_task::eager_task_factory()));
+    let log = Log::new();
+    let (l2, log2) = (lp.clone(), log.clone());
+    let task = lp.create_task(async move {
+        let _guard = Guard(log2);
+        std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            let _ = l2.close();
+            std::task::Poll::Ready(())
+        })
+        .await;
+        std::future::pending::<()>().await;
+    })?;
+    assert!(lp.is_closed());
+    assert!(task.cancelled());
+    assert_eq!(log.take(), ["dropped"]);
+    let messages: Vec<String> = seen.take().into_iter().map(|s| s.message).collect();
+    assert_eq!(messages, ["Task was destroyed but it is pending!"]);
+    Ok(())
+}
+
+/// A `!Unpin` future that records where it was polled and where it was dropped.
+struct PinCheck {
+    polled_at: Rc<Cell<usize>>,
+    dropped_at: Rc<Cell<usize>>,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl std::future::Future for PinCheck {
+    type Output = ();
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.polled_at.set(std::ptr::from_ref(&*self).addr());
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for PinCheck {
+    fn drop(&mut self) {
+        let here = std::ptr::from_mut(self).addr();
+        self.dropped_at.set(here);
+    }
+}
+
+// Ours (issue 4's raw task): `Pin`'s promise: a cancelled task's body is dropped where it was
+// polled, never moved first (a self-referential future would otherwise dangle).
+#[test]
+fn a_cancelled_task_drops_its_body_where_it_was_pinned() -> TestResult {
+    let lp = EventLoop::new()?;
+    let (polled_at, dropped_at) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let task = lp.create_task(PinCheck {
+        polled_at: polled_at.clone(),
+        dropped_at: dropped_at.clone(),
+        _pinned: std::marker::PhantomPinned,
+    })?;
+    run_one_iteration(&lp)?;
+    assert_ne!(polled_at.get(), 0);
+    assert!(task.cancel(None));
+    run_one_iteration(&lp)?;
+    assert!(task.cancelled());
+    assert_eq!(dropped_at.get(), polled_at.get());
+    Ok(())
+}

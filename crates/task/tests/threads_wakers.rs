@@ -112,3 +112,105 @@ fn another_thread_gets_a_task_result_back() -> TestResult {
     assert_eq!(rx.recv_timeout(Duration::from_secs(5))?, 3);
     Ok(())
 }
+
+/// Records the thread that dropped it.
+struct DropThread(Arc<Mutex<Option<std::thread::ThreadId>>>);
+
+impl Drop for DropThread {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current().id());
+    }
+}
+
+// Ours (issue 4's raw task): waker clones made, woken and dropped on several threads at once
+// all reach the loop, which resumes the task on its own thread.
+#[test]
+fn waker_clones_woken_on_many_threads_resume_the_task_on_the_loop_thread() -> TestResult {
+    let lp = EventLoop::new()?;
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let s2 = shared.clone();
+    let loop_thread = std::thread::current().id();
+    let task = lp.create_task(async move {
+        FromThread(s2).await;
+        std::thread::current().id()
+    })?;
+    run_until_waker(&lp, &shared)?;
+    let waker = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .waker
+        .take()
+        .ok_or("the task registered no waker")?;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let w = waker.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    let clone = w.clone();
+                    clone.wake_by_ref();
+                    clone.wake();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().map_err(|_| "a waking thread panicked")?;
+    }
+    shared.lock().unwrap_or_else(|p| p.into_inner()).done = true;
+    std::thread::spawn(move || waker.wake())
+        .join()
+        .map_err(|_| "the last wake panicked")?;
+    let resumed_on = lp.run_until_complete(task)??;
+    assert_eq!(resumed_on, loop_thread);
+    Ok(())
+}
+
+/// Runs the loop until the task has stored its waker in `shared`.
+fn run_until_waker(lp: &EventLoop, shared: &Arc<Mutex<Shared>>) -> TestResult {
+    for _ in 0..10 {
+        if shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waker
+            .is_some()
+        {
+            return Ok(());
+        }
+        lp.run_forever_setup()?;
+        lp.run_once_timeout(Duration::ZERO)?;
+        lp.run_forever_cleanup()?;
+    }
+    Err("the task never registered its waker".into())
+}
+
+// Ours (issue 4's raw task): the last waker of a finished task, dropped on another thread,
+// does not free the task there: its unclaimed output is dropped on the loop's thread, on the
+// loop's next iteration.
+#[test]
+fn the_last_waker_dropped_on_another_thread_frees_the_task_on_the_loop_thread() -> TestResult {
+    let lp = EventLoop::new()?;
+    let dropped_on = Arc::new(Mutex::new(None));
+    let output = DropThread(dropped_on.clone());
+    let (tx, rx) = mpsc::channel::<Waker>();
+    let task = lp.create_task(async move {
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let _ = tx.send(waker);
+        output
+    })?;
+    let l2 = lp.clone();
+    task.add_done_callback(move |_| l2.stop());
+    lp.run_forever()?;
+    assert!(task.done());
+    drop(task); // the output is never taken
+    let waker = rx.recv_timeout(Duration::from_secs(5))?;
+    assert_eq!(*dropped_on.lock().unwrap_or_else(|p| p.into_inner()), None);
+    std::thread::spawn(move || drop(waker))
+        .join()
+        .map_err(|_| "dropping the waker panicked")?;
+    lp.run_forever_setup()?;
+    lp.run_once_timeout(Duration::from_secs(5))?;
+    lp.run_forever_cleanup()?;
+    let dropped = *dropped_on.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(dropped, Some(std::thread::current().id()));
+    Ok(())
+}
