@@ -12,6 +12,11 @@
 mod callbacks;
 mod chain;
 mod common;
+mod echo;
+mod echo_client;
+mod echo_epoll;
+mod echo_proc;
+mod echo_servers;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod harness;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
@@ -37,6 +42,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("callbacks", callbacks::run),
     ("syscalls", syscalls::run),
     ("tasks", tasks::run),
+    ("echo", echo::run),
 ];
 
 const USAGE: &str = "\
@@ -104,6 +110,10 @@ fn default_out_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Hidden: the echo groups re-run this binary as the server under test.
+    if args.first().is_some_and(|a| a == "--serve") {
+        return echo_servers::serve_main(&args[1..]);
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
