@@ -1,32 +1,42 @@
-//! The read buffer every transport of a loop shares (uvloop's design): an idle connection owns
-//! no read buffer, and a readable socket is read straight into this one before its protocol
-//! sees the bytes.
+//! The read buffers every transport of a loop shares (uvloop's design): an idle connection owns
+//! no read buffer, and a readable socket is read straight into the loop's buffer before its
+//! protocol sees the bytes. Stream transports share one of 64 KiB, datagram endpoints one of
+//! 256 KiB.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use evloop_sched::EventLoop;
 
-/// The size of the shared buffer: the largest datagram an endpoint receives whole (asyncio's
-/// `max_size` is 256 KiB too).
-pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
-
-/// The most one stream read takes. asyncio and uvloop read up to 256 KiB; 64 KiB measured
-/// faster here for large messages (`echo_100k_c10`: about 0.9× bare epoll against 0.6× with
-/// 256 KiB, interleaved runs of `cargo xtask bench --group echo`), and changes nothing for
-/// small ones.
+/// The stream transports' buffer: the most one read hands to a protocol. asyncio and uvloop
+/// read up to 256 KiB. Here a 64 KiB buffer measured much faster for large messages
+/// (`echo_100k_c10`: about 1.0× bare epoll, against 0.55–0.63× with a 256 KiB buffer, even
+/// when only 64 KiB of it were read; interleaved runs of `cargo xtask bench --group echo`):
+/// the larger buffer is a separate `mmap` of glibc's, and each `read` into it cost about 45%
+/// more kernel copy time (strace: 16 µs against 11 µs per 64 KiB read).
 pub(crate) const STREAM_READ_SIZE: usize = 64 * 1024;
 
-/// The loop's shared read buffer, reached through [`EventLoop::local`].
+/// The datagram endpoints' buffer: the largest datagram received whole (asyncio's `max_size`;
+/// a UDP datagram is at most 65,507 bytes, but a Unix one can be larger).
+pub(crate) const DATAGRAM_READ_SIZE: usize = 256 * 1024;
+
+/// A loop's shared buffer of `N` bytes, reached through [`EventLoop::local`].
 #[derive(Default)]
-pub(crate) struct ReadBuffer {
+pub(crate) struct SharedBuffer<const N: usize> {
     /// Taken out while in use, and put back after; allocated on first use.
     buf: Cell<Option<Box<[u8]>>>,
 }
 
-impl ReadBuffer {
-    /// The loop's shared buffer.
-    pub(crate) fn of(lp: &EventLoop) -> std::rc::Rc<ReadBuffer> {
-        lp.local::<ReadBuffer>()
+/// The stream transports' shared buffer.
+pub(crate) type ReadBuffer = SharedBuffer<STREAM_READ_SIZE>;
+
+/// The datagram endpoints' shared buffer.
+pub(crate) type DatagramBuffer = SharedBuffer<DATAGRAM_READ_SIZE>;
+
+impl<const N: usize> SharedBuffer<N> {
+    /// The loop's shared buffer of this size.
+    pub(crate) fn of(lp: &EventLoop) -> Rc<SharedBuffer<N>> {
+        lp.local::<SharedBuffer<N>>()
     }
 
     /// Runs `f` with the buffer. A nested call (from inside `f`) gets a buffer of its own, so
@@ -35,7 +45,7 @@ impl ReadBuffer {
         let mut buf = self
             .buf
             .take()
-            .unwrap_or_else(|| vec![0; READ_BUFFER_SIZE].into_boxed_slice());
+            .unwrap_or_else(|| vec![0; N].into_boxed_slice());
         let out = f(&mut buf);
         self.buf.set(Some(buf));
         out
@@ -60,6 +70,10 @@ mod tests {
         assert_eq!(first, again);
         assert_ne!(again, nested);
         assert_eq!(seen, 7);
-        assert_eq!(rb.with(|b| b.len()), READ_BUFFER_SIZE);
+        assert_eq!(rb.with(|b| b.len()), STREAM_READ_SIZE);
+        assert_eq!(
+            DatagramBuffer::default().with(|b| b.len()),
+            DATAGRAM_READ_SIZE
+        );
     }
 }

@@ -26,7 +26,7 @@ use socket2::{SockAddr, Socket};
 use super::DatagramProtocol;
 use super::dispatch::Call;
 use super::registry::Registry;
-use crate::readbuf::ReadBuffer;
+use crate::readbuf::DatagramBuffer;
 
 /// What one buffered datagram adds to the write buffer size besides its payload: a UDP
 /// header, as asyncio counts it (`_header_size = 8`), so that empty datagrams are not free.
@@ -47,7 +47,7 @@ pub(super) type Pending = (Box<[u8]>, Option<SockAddr>);
 pub(super) struct Endpoint {
     pub(super) lp: EventLoop,
     /// The loop's shared read buffer, looked up once.
-    pub(super) read_buffer: Rc<ReadBuffer>,
+    pub(super) read_buffer: Rc<DatagramBuffer>,
     pub(super) fd: RawFd,
     /// The endpoint's exclusive hold on its fd's watches; released before the socket closes.
     claim: RefCell<Option<FdClaim>>,
@@ -97,7 +97,7 @@ impl Endpoint {
         let sockname = sock.local_addr().ok();
         Ok(Endpoint {
             lp: lp.clone(),
-            read_buffer: ReadBuffer::of(lp),
+            read_buffer: DatagramBuffer::of(lp),
             fd: sock.as_raw_fd(),
             claim: RefCell::new(Some(claim)),
             sock: RefCell::new(Some(Rc::new(sock))),

@@ -23,7 +23,7 @@ use super::registry::Registry;
 use super::sys::{self, FdKind};
 use super::wbuf::WriteBuf;
 use crate::protocol::Protocol;
-use crate::readbuf::{ReadBuffer, STREAM_READ_SIZE};
+use crate::readbuf::ReadBuffer;
 
 /// The default high-water mark of the write buffer (asyncio's 64 KiB); low is high / 4.
 pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
@@ -237,20 +237,19 @@ impl Inner {
             return;
         }
         let fd = self.fd;
-        self.readbuf
-            .with(|buf| match sys::read(fd, &mut buf[..STREAM_READ_SIZE]) {
-                Ok(0) => self.read_eof(),
-                Ok(n) => self.deliver_data(&buf[..n]),
-                Err(err) if sys::is_transient(&err) => {}
-                Err(err) => match self.role {
-                    Role::ReadPipe if err.raw_os_error() == Some(libc::EIO) => {
-                        // A pty's other side hung up: the end of the stream, not a failure.
-                        self.force_close(None);
-                    }
-                    Role::ReadPipe => self.fatal_error(err, "Fatal read error on pipe transport"),
-                    _ => self.fatal_error(err, "Fatal read error on socket transport"),
-                },
-            });
+        self.readbuf.with(|buf| match sys::read(fd, buf) {
+            Ok(0) => self.read_eof(),
+            Ok(n) => self.deliver_data(&buf[..n]),
+            Err(err) if sys::is_transient(&err) => {}
+            Err(err) => match self.role {
+                Role::ReadPipe if err.raw_os_error() == Some(libc::EIO) => {
+                    // A pty's other side hung up: the end of the stream, not a failure.
+                    self.force_close(None);
+                }
+                Role::ReadPipe => self.fatal_error(err, "Fatal read error on pipe transport"),
+                _ => self.fatal_error(err, "Fatal read error on socket transport"),
+            },
+        });
     }
 
     fn read_eof(self: &Rc<Self>) {
