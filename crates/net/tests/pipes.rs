@@ -219,3 +219,29 @@ fn a_write_pipe_whose_reader_left_fails_with_broken_pipe() -> TestResult {
     drop(r);
     Ok(())
 }
+
+#[test]
+fn a_write_on_a_read_pipe_is_reported_not_silently_dropped() -> TestResult {
+    let lp = EventLoop::new()?;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, ctx: &Context| {
+        s2.borrow_mut().push(ctx.message().to_owned());
+    })));
+    let (r, _w) = pipe()?;
+    let log = Log::default();
+    let l2 = log.clone();
+    let (t, _p) = lp.run_until_complete(lp.connect_read_pipe(move || Recorder::new(&l2), r))??;
+    t.write(b"nowhere to go");
+    t.writelines(&[b"nor", b"this"]);
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "write() on a read pipe transport: the data was dropped",
+            "write() on a read pipe transport: the data was dropped"
+        ]
+    );
+    assert_eq!(t.get_write_buffer_size(), 0);
+    assert!(!t.is_closing());
+    Ok(())
+}

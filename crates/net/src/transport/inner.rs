@@ -376,8 +376,16 @@ impl Inner {
         self.maybe_pause();
     }
 
+    /// Whether this transport writes; a write on a read pipe is reported and dropped.
     fn role_writes(&self) -> bool {
-        self.role != Role::ReadPipe
+        if self.role == Role::ReadPipe {
+            self.lp.call_exception_handler(
+                Context::new("write() on a read pipe transport: the data was dropped")
+                    .with("transport", self.describe()),
+            );
+            return false;
+        }
+        true
     }
 
     fn write_failed(self: &Rc<Self>, err: io::Error) {

@@ -38,7 +38,8 @@ use inner::{Inner, Role};
 /// transport, and the protocol learns it from `connection_lost(Some(err))`, exactly once.
 /// Writes after `close()` are dropped (asyncio's behaviour; the protocol is told by
 /// `connection_lost`) and counted, with a warning in the log from the fifth on. A write after
-/// [`write_eof`](Transport::write_eof) is dropped and reported to the exception handler.
+/// [`write_eof`](Transport::write_eof), or on a read pipe, is dropped and reported to the
+/// exception handler.
 ///
 /// # Examples
 ///
