@@ -25,15 +25,13 @@ use socket2::{SockAddr, Socket};
 
 use super::DatagramProtocol;
 use super::dispatch::Call;
-use super::registry::Registry;
+use crate::limits::DEFAULT_HIGH_WATER;
 use crate::readbuf::DatagramBuffer;
+use crate::registry::{NO_SLOT, Registry, Release};
 
 /// What one buffered datagram adds to the write buffer size besides its payload: a UDP
 /// header, as asyncio counts it (`_header_size = 8`), so that empty datagrams are not free.
 pub(super) const DATAGRAM_OVERHEAD: usize = 8;
-
-/// The default high-water mark of the write buffer: 64 KiB, as asyncio.
-pub(super) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// The number of sends dropped after close from which each one is logged (asyncio's
 /// `LOG_THRESHOLD_FOR_CONNLOST_WRITES`).
@@ -79,7 +77,7 @@ pub(super) struct Endpoint {
     /// Sends dropped because the endpoint was closing.
     pub(super) dropped_sends: Cell<usize>,
     /// The endpoint's slot in the loop's [`Registry`] while it is not released.
-    pub(super) slot: Cell<Option<usize>>,
+    pub(super) slot: Cell<u32>,
 }
 
 impl Endpoint {
@@ -118,13 +116,13 @@ impl Endpoint {
             closing: Cell::new(false),
             lost: Cell::new(false),
             dropped_sends: Cell::new(0),
-            slot: Cell::new(None),
+            slot: Cell::new(NO_SLOT),
         })
     }
 
     /// Records the endpoint in the loop's registry, so that closing the loop releases it.
     pub(super) fn register(self: &Rc<Self>) {
-        self.slot.set(Some(Registry::insert(&self.lp, self)));
+        self.slot.set(Registry::insert(&self.lp, self));
     }
 
     /// The socket, unless released.
@@ -322,9 +320,7 @@ impl Endpoint {
     /// After `connection_lost`: stop watching, drop the protocol (breaking the cycle a
     /// protocol holding its transport makes) and close the socket.
     pub(super) fn release(&self) {
-        if let Some(slot) = self.slot.take() {
-            Registry::remove(&self.lp, slot);
-        }
+        Registry::<Endpoint>::remove(&self.lp, self.slot.replace(NO_SLOT));
         self.stop_reading();
         self.stop_writing();
         self.buffer.borrow_mut().clear();
@@ -349,4 +345,10 @@ fn recv_from(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
     // initialised bytes into the buffer, so `buf` stays initialised.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
     sock.recv_from(uninit)
+}
+
+impl Release for Endpoint {
+    fn release(&self) {
+        Endpoint::release(self);
+    }
 }

@@ -11,10 +11,8 @@ mod create;
 mod dispatch;
 mod endpoint;
 mod ext;
-mod limits;
 mod options;
 mod protocol;
-mod registry;
 mod transport;
 
 pub use ext::LoopDatagramExt;

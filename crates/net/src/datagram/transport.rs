@@ -11,7 +11,7 @@ use socket2::{SockAddr, SockRef, Socket};
 
 use super::DatagramProtocol;
 use super::endpoint::{Endpoint, LOG_THRESHOLD_FOR_DROPPED_SENDS};
-use super::limits::water_marks;
+use crate::limits::water_marks;
 
 /// A datagram endpoint (UDP or `AF_UNIX` `SOCK_DGRAM`), made by
 /// [`create_datagram_endpoint`](crate::LoopDatagramExt::create_datagram_endpoint): asyncio's

@@ -19,14 +19,12 @@ use std::rc::Rc;
 use evloop_sched::{Context, EventLoop, Exception, FdClaim};
 
 use super::deliver::Event;
-use super::registry::Registry;
 use super::sys::{self, FdKind};
 use super::wbuf::WriteBuf;
+use crate::limits::{DEFAULT_HIGH_WATER, water_marks};
 use crate::protocol::Protocol;
 use crate::readbuf::ReadBuffer;
-
-/// The default high-water mark of the write buffer (asyncio's 64 KiB); low is high / 4.
-pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
+use crate::registry::{NO_SLOT, Registry, Release};
 
 /// Which stream transport this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +127,11 @@ impl Inner {
             protocol_name,
             readbuf: ReadBuffer::of(lp),
             wbuf: RefCell::new(WriteBuf::default()),
-            high: Cell::new(DEFAULT_HIGH),
-            low: Cell::new(DEFAULT_HIGH / 4),
+            high: Cell::new(DEFAULT_HIGH_WATER),
+            low: Cell::new(DEFAULT_HIGH_WATER / 4),
             dropped_writes: Cell::new(0),
             deferred: RefCell::new(VecDeque::new()),
-            slot: Cell::new(u32::MAX),
+            slot: Cell::new(NO_SLOT),
             on_lost: Cell::new(None),
         });
         inner.slot.set(Registry::insert(lp, &inner));
@@ -460,18 +458,7 @@ impl Inner {
         high: Option<usize>,
         low: Option<usize>,
     ) -> io::Result<()> {
-        let high = match (high, low) {
-            (Some(h), _) => h,
-            (None, Some(l)) => l.saturating_mul(4),
-            (None, None) => DEFAULT_HIGH,
-        };
-        let low = low.unwrap_or(high / 4);
-        if low > high {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("high ({high}) must be >= low ({low})"),
-            ));
-        }
+        let (low, high) = water_marks(high, low)?;
         self.high.set(high);
         self.low.set(low);
         self.maybe_pause();
@@ -594,7 +581,7 @@ impl Inner {
         let claim = self.claim.borrow_mut().take();
         drop(claim);
         sys::close(self.fd);
-        Registry::remove(&self.lp, self.slot.replace(u32::MAX));
+        Registry::<Inner>::remove(&self.lp, self.slot.replace(NO_SLOT));
         self.wbuf.borrow_mut().clear();
         let protocol = self.protocol.borrow_mut().take();
         let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
@@ -656,5 +643,11 @@ impl fmt::Debug for TransportInfo {
         d.field("closing", &self.closing)
             .field("buffered", &self.buffered)
             .finish()
+    }
+}
+
+impl Release for Inner {
+    fn release(&self) {
+        Inner::release(self);
     }
 }

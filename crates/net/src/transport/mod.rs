@@ -2,7 +2,6 @@
 
 mod deliver;
 pub(crate) mod inner;
-mod registry;
 pub(crate) mod sys;
 mod wbuf;
 

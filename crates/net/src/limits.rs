@@ -1,12 +1,14 @@
-//! The write buffer's water marks: asyncio's `_set_write_buffer_limits` arithmetic.
+//! The write buffer's water marks of every transport: asyncio's `_set_write_buffer_limits`
+//! arithmetic.
 
 use std::io;
 
-use super::endpoint::DEFAULT_HIGH_WATER;
+/// The default high-water mark of a write buffer: 64 KiB, as asyncio; low is high / 4.
+pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// The `(low, high)` marks for the arguments of `set_write_buffer_limits`: `high` defaults to
 /// 64 KiB, or to `4 * low` when only `low` is given; `low` defaults to `high / 4`.
-pub(super) fn water_marks(high: Option<usize>, low: Option<usize>) -> io::Result<(usize, usize)> {
+pub(crate) fn water_marks(high: Option<usize>, low: Option<usize>) -> io::Result<(usize, usize)> {
     let high = match (high, low) {
         (Some(high), _) => high,
         (None, Some(low)) => low.saturating_mul(4),
