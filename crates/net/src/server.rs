@@ -52,6 +52,8 @@ struct ServerInner {
     listeners: RefCell<Vec<Socket>>,
     factory: RefCell<Factory>,
     protocol_name: &'static str,
+    /// TCP listeners (not Unix): accepted sockets get `TCP_NODELAY`.
+    tcp: bool,
     backlog: u32,
     serving: Cell<bool>,
     closed: Cell<bool>,
@@ -109,9 +111,14 @@ impl Server {
             let protocol: Rc<RefCell<dyn Protocol>> = Rc::new(RefCell::new(factory()));
             protocol
         });
+        let tcp = listeners
+            .first()
+            .and_then(|s| s.domain().ok())
+            .is_some_and(|d| d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
         Server {
             inner: Rc::new(ServerInner {
                 lp: lp.clone(),
+                tcp,
                 listeners: RefCell::new(listeners),
                 factory: RefCell::new(factory),
                 protocol_name: std::any::type_name::<P>(),
@@ -333,10 +340,7 @@ impl ServerInner {
 
     fn accepted(self: &Rc<Self>, conn: OwnedFd) {
         let sock = Socket::from(conn);
-        if matches!(
-            sock.local_addr().map(|a| a.is_ipv4() || a.is_ipv6()),
-            Ok(true)
-        ) {
+        if self.tcp {
             // Best effort, as asyncio: a failure here is no reason to drop the connection.
             let _ = sock.set_tcp_nodelay(true);
         }
