@@ -7,12 +7,11 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
-use std::time::Duration;
 
 use evloop_net::LoopStreamExt;
 use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
-use proto::{Ev, Log, Recorder};
+use proto::{Ev, Log, Recorder, iterate, run_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -25,29 +24,6 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 returned two new fds that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
-    lp.run_forever_setup()?;
-    let mut met = cond();
-    for _ in 0..max {
-        if met {
-            break;
-        }
-        lp.run_once_timeout(Duration::from_millis(50))?;
-        met = cond();
-    }
-    lp.run_forever_cleanup()?;
-    Ok(met)
-}
-
-fn iterate(lp: &EventLoop, n: usize) -> io::Result<()> {
-    for _ in 0..n {
-        let l2 = lp.clone();
-        lp.call_soon(move || l2.stop())?;
-        lp.run_forever()?;
-    }
-    Ok(())
 }
 
 // CPython: test_events.py test_read_pipe; test_unix_events.py test__read_ready_eof

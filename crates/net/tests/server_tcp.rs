@@ -12,32 +12,9 @@ use std::time::Duration;
 use evloop_net::{ConnectOptions, LoopStreamExt, Protocol, Server, ServerOptions, Transport};
 use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
-use proto::{Ev, Log, Recorder};
+use proto::{Ev, Log, Recorder, iterate, run_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
-    lp.run_forever_setup()?;
-    let mut met = cond();
-    for _ in 0..max {
-        if met {
-            break;
-        }
-        lp.run_once_timeout(Duration::from_millis(50))?;
-        met = cond();
-    }
-    lp.run_forever_cleanup()?;
-    Ok(met)
-}
-
-fn iterate(lp: &EventLoop, n: usize) -> io::Result<()> {
-    for _ in 0..n {
-        let l2 = lp.clone();
-        lp.call_soon(move || l2.stop())?;
-        lp.run_forever()?;
-    }
-    Ok(())
-}
 
 fn addr_of(server: &Server) -> io::Result<SocketAddr> {
     server.sockets()[0]

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use evloop_net::{LoopStreamExt, Transport};
 use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
-use proto::{Ev, Log, Recorder};
+use proto::{Ev, Log, Recorder, iterate, run_until};
 use socket2::Socket;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -40,31 +40,6 @@ fn record_exceptions(lp: &EventLoop) -> Seen {
             .push((ctx.message().to_owned(), ctx.keys().collect()));
     })));
     seen
-}
-
-/// Runs exactly `n` iterations of the loop.
-fn iterate(lp: &EventLoop, n: usize) -> io::Result<()> {
-    for _ in 0..n {
-        let l2 = lp.clone();
-        lp.call_soon(move || l2.stop())?;
-        lp.run_forever()?;
-    }
-    Ok(())
-}
-
-/// Runs the loop until `cond` holds, at most `max` iterations of at most 100 ms each.
-fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
-    lp.run_forever_setup()?;
-    let mut met = cond();
-    for _ in 0..max {
-        if met {
-            break;
-        }
-        lp.run_once_timeout(std::time::Duration::from_millis(100))?;
-        met = cond();
-    }
-    lp.run_forever_cleanup()?;
-    Ok(met)
 }
 
 // CPython: test_selector_events.py SelectorSocketTransportTests::test_ctor, test_ctor_with_waiter

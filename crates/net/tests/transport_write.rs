@@ -8,12 +8,11 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::time::Duration;
 
 use evloop_net::{LoopStreamExt, Transport};
 use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
-use proto::{Ev, Log, Recorder};
+use proto::{Ev, Log, Recorder, run_until};
 use socket2::Socket;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -27,20 +26,6 @@ fn wrapped(lp: &EventLoop, proto: impl FnOnce() -> Recorder + 'static) -> io::Re
     let fut = lp.connect_accepted_socket(proto, sock);
     let (t, p) = lp.run_until_complete(fut)??;
     Ok((t, p, b))
-}
-
-fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
-    lp.run_forever_setup()?;
-    let mut met = cond();
-    for _ in 0..max {
-        if met {
-            break;
-        }
-        lp.run_once_timeout(Duration::from_millis(100))?;
-        met = cond();
-    }
-    lp.run_forever_cleanup()?;
-    Ok(met)
 }
 
 /// Writes 64 KiB chunks until the kernel refuses some: the buffer then holds something.

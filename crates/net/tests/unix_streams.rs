@@ -6,12 +6,11 @@ use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use evloop_net::{LoopStreamExt, UnixServerOptions};
 use evloop_sched::EventLoop;
 use evloop_task::LoopTaskExt;
-use proto::{Ev, Log, Recorder};
+use proto::{Ev, Log, Recorder, run_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -39,20 +38,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
-    lp.run_forever_setup()?;
-    let mut met = cond();
-    for _ in 0..max {
-        if met {
-            break;
-        }
-        lp.run_once_timeout(Duration::from_millis(50))?;
-        met = cond();
-    }
-    lp.run_forever_cleanup()?;
-    Ok(met)
 }
 
 fn server_at(

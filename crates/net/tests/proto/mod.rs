@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use evloop_net::{Protocol, Transport};
 use evloop_sched::EventLoop;
+use std::time::Duration;
 
 /// What a [`Recorder`] was told, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,4 +132,30 @@ impl Protocol for Recorder {
     fn resume_writing(&mut self) {
         self.log.borrow_mut().push(Ev::Resume);
     }
+}
+
+/// Runs the loop until `cond` holds, at most `max` iterations of at most 100 ms each; returns
+/// whether it held.
+pub fn run_until(lp: &EventLoop, max: usize, mut cond: impl FnMut() -> bool) -> io::Result<bool> {
+    lp.run_forever_setup()?;
+    let mut met = cond();
+    for _ in 0..max {
+        if met {
+            break;
+        }
+        lp.run_once_timeout(Duration::from_millis(100))?;
+        met = cond();
+    }
+    lp.run_forever_cleanup()?;
+    Ok(met)
+}
+
+/// Runs exactly `n` iterations of the loop.
+pub fn iterate(lp: &EventLoop, n: usize) -> io::Result<()> {
+    for _ in 0..n {
+        let l2 = lp.clone();
+        lp.call_soon(move || l2.stop())?;
+        lp.run_forever()?;
+    }
+    Ok(())
 }
