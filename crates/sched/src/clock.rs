@@ -66,11 +66,14 @@ pub(crate) fn ns_to_secs(ns: u64) -> f64 {
 
 /// Seconds (a delay or a loop time) to nanoseconds, rounded up; `None` means "never".
 /// Negative values stay negative (a delay of -5 s is 5 s in the past, as in asyncio).
+#[inline]
 fn secs_to_ns(secs: f64, what: &str) -> Result<Option<i128>, Error> {
+    // `sleep(0.0)` and `call_later(0.0, ..)` are common; `ceil` is a library call on x86-64.
+    if secs == 0.0 {
+        return Ok(Some(0));
+    }
     if secs.is_nan() {
-        return Err(Error::invalid_argument(format!(
-            "invalid {what}: NaN (not a number)"
-        )));
+        return Err(nan(what));
     }
     if secs == f64::INFINITY {
         return Ok(None);
@@ -83,6 +86,12 @@ fn secs_to_ns(secs: f64, what: &str) -> Result<Option<i128>, Error> {
     } else {
         ns as i128
     }))
+}
+
+/// The error for a NaN delay or time (out of line: `secs_to_ns` is inlined into callers).
+#[cold]
+fn nan(what: &str) -> Error {
+    Error::invalid_argument(format!("invalid {what}: NaN (not a number)"))
 }
 
 /// A signed offset from `now` as a deadline on the loop clock, saturating at 0 and just below
@@ -119,12 +128,14 @@ pub trait Delay: sealed::Sealed {
 }
 
 impl Delay for Duration {
+    #[inline]
     fn to_nanos(self) -> Result<Option<i128>, Error> {
         Ok(Some(i128::try_from(self.as_nanos()).unwrap_or(i128::MAX)))
     }
 }
 
 impl Delay for f64 {
+    #[inline]
     fn to_nanos(self) -> Result<Option<i128>, Error> {
         secs_to_ns(self, "delay")
     }

@@ -84,6 +84,7 @@ impl Inner {
         drop(entry);
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.state.get() == State::Closed
     }
@@ -311,11 +312,13 @@ impl EventLoop {
     }
 
     /// True while the loop runs (`run_forever`, or between the step API's set-up and clean-up).
+    #[inline]
     pub fn is_running(&self) -> bool {
         self.inner.state.get() == State::Running
     }
 
     /// True once [`close`](EventLoop::close) succeeded.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }
@@ -492,6 +495,7 @@ impl EventLoop {
     /// # Examples
     ///
     /// See [`RawStep`](crate::RawStep).
+    #[inline]
     pub fn call_soon_step(&self, step: RawStep) -> Result<(), Error> {
         if self.inner.is_closed() {
             drop(step);

@@ -175,6 +175,7 @@ impl RemoteLoop {
     /// assert!(!elsewhere.join().unwrap_or(true));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn thread_id(&self) -> ThreadId {
         self.shared.owner
     }

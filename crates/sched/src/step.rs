@@ -80,11 +80,13 @@ impl RawStep {
     /// Calling `vtable.run(ptr)` or `vtable.drop(ptr)` once, on the thread that made the
     /// `RawStep`, at any time until then, must be sound; the `RawStep` calls exactly one of
     /// them, exactly once, on that thread.
+    #[inline]
     pub unsafe fn new(ptr: NonNull<()>, vtable: &'static StepVTable) -> RawStep {
         RawStep { ptr, vtable }
     }
 
     /// Runs the work (consuming the step, so its `drop` function is not called).
+    #[inline]
     pub(crate) fn run(self) {
         let this = ManuallyDrop::new(self);
         // SAFETY: `new`'s contract; `this` is never dropped, so `run` is the one call made with

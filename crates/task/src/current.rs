@@ -78,15 +78,10 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Registers a new task; returns its slot.
+    #[inline]
     pub(crate) fn insert(self: &Rc<Self>, lp: &EventLoop, node: Weak<dyn Node>) -> u32 {
-        if !self.hooked.replace(true) {
-            let _ = self.remote.set(lp.remote());
-            let weak = Rc::downgrade(self);
-            lp.on_close(move || {
-                if let Some(reg) = weak.upgrade() {
-                    reg.break_cycles();
-                }
-            });
+        if !self.hooked.get() {
+            self.hook(lp);
         }
         let slot = self.free.borrow_mut().pop();
         let mut slots = self.slots.borrow_mut();
@@ -103,12 +98,27 @@ impl Registry {
         i
     }
 
+    /// On the first insert: records the loop's cross-thread face and registers the close hook.
+    #[cold]
+    fn hook(self: &Rc<Self>, lp: &EventLoop) {
+        self.hooked.set(true);
+        let _ = self.remote.set(lp.remote());
+        let weak = Rc::downgrade(self);
+        lp.on_close(move || {
+            if let Some(reg) = weak.upgrade() {
+                reg.break_cycles();
+            }
+        });
+    }
+
     /// The loop's cross-thread face (set by the first `insert`).
+    #[inline]
     pub(crate) fn remote(&self) -> Option<&RemoteLoop> {
         self.remote.get()
     }
 
     /// Unregisters the task in `slot` (`u32::MAX`: none).
+    #[inline]
     pub(crate) fn remove(&self, slot: u32) {
         let old = self
             .slots

@@ -40,6 +40,7 @@ use crate::current;
 /// assert!(start.elapsed() >= Duration::from_millis(20));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[inline]
 pub fn sleep(delay: impl Delay) -> Sleep {
     let init = match delay.to_nanos() {
         Err(err) => Init::Invalid(err.into()),
@@ -120,6 +121,7 @@ fn register(timer: &TimerHandle) {
 impl Future for Sleep {
     type Output = Result<(), Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         // The common case, `sleep(0)`, first, and without touching the rest of the state.
         match &self.state {
@@ -138,6 +140,15 @@ impl Future for Sleep {
             }
             State::Init(_) | State::Timer { .. } => {}
         }
+        self.poll_timer(cx)
+    }
+}
+
+impl Sleep {
+    /// `poll` for everything but `sleep(0)`: kept out of line, so that the yield path inlines
+    /// into the awaiting future.
+    #[inline(never)]
+    fn poll_timer(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
             State::Init(Init::Invalid(err)) => Poll::Ready(Err(err)),
@@ -190,6 +201,7 @@ impl Future for Sleep {
 
 /// `Ok` if a loop runs on this thread, as `get_running_loop` says, but without a reference
 /// count in the common case: the current task's own loop is running.
+#[inline]
 fn check_running() -> Result<(), Error> {
     if current::with_current(|cur| cur.is_some_and(|task| task.event_loop().is_running())) {
         return Ok(());
@@ -198,6 +210,7 @@ fn check_running() -> Result<(), Error> {
 }
 
 impl Drop for Sleep {
+    #[inline]
     fn drop(&mut self) {
         if let State::Timer { timer, .. } = &self.state {
             timer.cancel();

@@ -31,6 +31,7 @@ use crate::raw::{self, TaskCore};
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh task id (non-zero: the counter starts at 1).
+#[inline]
 fn next_id() -> NonZeroU64 {
     // The counter would take centuries to wrap; `MAX` keeps the id non-zero without a panic
     // path.
@@ -86,6 +87,7 @@ pub(crate) struct TaskInfo {
 }
 
 impl TaskInfo {
+    #[inline]
     pub(crate) fn new() -> TaskInfo {
         TaskInfo {
             id: next_id(),
@@ -146,12 +148,14 @@ impl TaskInfo {
         self.waiter.take()
     }
 
+    #[inline]
     pub(crate) fn set_slot(&self, slot: u32) {
         self.slot.set(slot);
     }
 
     /// Called when the task's core completes (or is dropped pending): leaves the registry,
     /// drops what it awaited.
+    #[inline]
     pub(crate) fn finish(&self, reg: &Registry) {
         reg.remove(self.slot.replace(u32::MAX));
         let waiter = self.waiter.take();
