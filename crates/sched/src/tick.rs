@@ -32,6 +32,9 @@ use crate::step::RawStep;
 /// is looked at on at least one iteration in `MAX_SKIPPED_POLLS + 1` = 64.
 pub const MAX_SKIPPED_POLLS: u32 = 63;
 
+/// Ready-queue entries whose memory the loop keeps after a burst (see `shrink_ready`).
+const KEEP_READY_CAPACITY: usize = 1024;
+
 impl EventLoop {
     /// Runs one iteration (see the module docs); the poll waits at most `max_wait` (`None`: as
     /// long as the loop's own timeout says).
@@ -163,6 +166,22 @@ impl EventLoop {
         if n > 0 {
             self.run_batch(n);
         }
+        if n > KEEP_READY_CAPACITY {
+            self.shrink_ready();
+        }
+    }
+
+    /// After a burst: gives back the ready queue's memory, unless the queue is still about as
+    /// long. A `VecDeque` never shrinks by itself, so a million callbacks scheduled once would
+    /// otherwise keep 24 MiB for the loop's lifetime, and every later push and pop would walk
+    /// that whole ring, a new cache line every few entries.
+    #[cold]
+    fn shrink_ready(&self) {
+        let mut ready = self.inner.ready.borrow_mut();
+        let keep = ready.len().max(KEEP_READY_CAPACITY);
+        if ready.capacity() > 4 * keep {
+            ready.shrink_to(2 * keep);
+        }
     }
 
     /// Runs the first `n` entries of the ready queue. A panic is caught at the callback
@@ -258,5 +277,37 @@ impl EventLoop {
                 took.as_secs_f64()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use crate::EventLoop;
+
+    /// A burst of callbacks does not leave the ready queue at its peak size for good.
+    #[test]
+    fn the_ready_queue_gives_its_memory_back_after_a_burst() -> std::io::Result<()> {
+        const BURST: usize = 100_000;
+        let lp = EventLoop::new()?;
+        let ran = Rc::new(Cell::new(0));
+        let (l2, r2) = (lp.clone(), ran.clone());
+        lp.call_soon(move || {
+            for _ in 0..BURST {
+                let r = r2.clone();
+                let _ = l2.call_soon(move || r.set(r.get() + 1));
+            }
+        })?;
+        lp.run_forever_setup()?;
+        lp.run_once()?;
+        assert!(lp.inner.ready.borrow().capacity() >= BURST);
+        lp.run_once()?;
+        lp.run_forever_cleanup()?;
+        assert_eq!(ran.get(), BURST);
+        let cap = lp.inner.ready.borrow().capacity();
+        assert!(cap <= 2 * super::KEEP_READY_CAPACITY, "capacity {cap}");
+        Ok(())
     }
 }
