@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) signal_handlers: RefCell<HashMap<i32, Rc<dyn Callback>>>,
     pub(crate) signals: RefCell<Vec<i32>>,
     pub(crate) shared: Arc<Shared>,
+    /// The same `Shared`, as handed out by [`EventLoop::remote_ref`]; never written after `new`.
+    pub(crate) remote: RemoteLoop,
     pub(crate) skipped_polls: Cell<u32>,
     pub(crate) debug: Cell<bool>,
     pub(crate) slow_callback: Cell<Duration>,
@@ -153,6 +155,9 @@ impl EventLoop {
                 watches: RefCell::new(HashMap::new()),
                 signal_handlers: RefCell::new(HashMap::new()),
                 signals: RefCell::new(Vec::new()),
+                remote: RemoteLoop {
+                    shared: shared.clone(),
+                },
                 shared,
                 skipped_polls: Cell::new(0),
                 debug: Cell::new(debug),
@@ -519,9 +524,17 @@ impl EventLoop {
 
     /// A `Send + Sync` handle through which other threads schedule callbacks on this loop.
     pub fn remote(&self) -> RemoteLoop {
-        RemoteLoop {
-            shared: self.inner.shared.clone(),
-        }
+        self.inner.remote.clone()
+    }
+
+    /// The loop's [`RemoteLoop`], borrowed: no reference count is taken.
+    ///
+    /// It reads nothing but a field set when the loop was made and never written again; the
+    /// crates above rely on that (a task's waker, woken on another thread, reaches its loop
+    /// this way without touching anything else of it), so keep it so.
+    #[inline]
+    pub fn remote_ref(&self) -> &RemoteLoop {
+        &self.inner.remote
     }
 
     /// Schedules `f` to run after `delay` (a [`Duration`] or `f64` seconds): asyncio's

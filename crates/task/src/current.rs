@@ -1,13 +1,13 @@
 //! The running task of this thread, the per-loop task registry, and [`AnyTask`]: a task seen
 //! without its output type (`current_task()`, `all_tasks()`, the task factory).
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use evloop_sched::{EventLoop, RemoteLoop, get_running_loop};
+use evloop_sched::{EventLoop, get_running_loop};
 
 use crate::Error;
 use crate::core::{Node, Status};
@@ -61,17 +61,14 @@ pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
 }
 
 /// The loop's live tasks: a slab of weak references, so registering and finishing a task is
-/// O(1) and the registry never keeps a task alive. Each task holds the registry (to leave it
-/// without looking it up), and reaches the loop's [`RemoteLoop`] through it.
+/// O(1) and the registry never keeps a task alive. A task finds it through its loop
+/// (`EventLoop::local`), when it is spawned and when it finishes.
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: RefCell<Vec<Option<Weak<dyn Node>>>>,
     free: RefCell<Vec<u32>>,
     /// The close hook that breaks waker cycles is registered once per loop.
     hooked: Cell<bool>,
-    /// The loop's cross-thread face, set with the close hook, before the first task exists.
-    /// Read from any thread by the tasks' wakers (see `raw`): never written again.
-    remote: OnceCell<RemoteLoop>,
     /// The loop's task factory (kept here so `create_task` looks up one per-loop value).
     pub(crate) factory: RefCell<Option<TaskFactory>>,
 }
@@ -98,23 +95,16 @@ impl Registry {
         i
     }
 
-    /// On the first insert: records the loop's cross-thread face and registers the close hook.
+    /// On the first insert: registers the close hook.
     #[cold]
     fn hook(self: &Rc<Self>, lp: &EventLoop) {
         self.hooked.set(true);
-        let _ = self.remote.set(lp.remote());
         let weak = Rc::downgrade(self);
         lp.on_close(move || {
             if let Some(reg) = weak.upgrade() {
                 reg.break_cycles();
             }
         });
-    }
-
-    /// The loop's cross-thread face (set by the first `insert`).
-    #[inline]
-    pub(crate) fn remote(&self) -> Option<&RemoteLoop> {
-        self.remote.get()
     }
 
     /// Unregisters the task in `slot` (`u32::MAX`: none).

@@ -24,9 +24,10 @@
 //!   bit of `state` (so that a burst of them sends one message) and sends a waker clone
 //!   through `call_soon_threadsafe`; on the loop, the message clears the bit and wakes the
 //!   task there.
-//! - Other threads touch only `state` and, through `reg`, the registry's `RemoteLoop` (set
-//!   before the first task exists, never written again); the body, the core, `queued`
-//!   and the `Rc`'s count are touched on the loop's thread only, and the body is dropped there.
+//! - Other threads touch only `state` and, through the core's `lp`, the loop's `RemoteLoop`
+//!   (`EventLoop::remote_ref`: both written before the first waker exists, never again); the
+//!   body, the rest of the core, `queued` and the `Rc`'s count are touched on the loop's
+//!   thread only, and the body is dropped there.
 
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
@@ -52,7 +53,7 @@ const REMOTE: u32 = 1;
 /// One waker in [`Body::state`]: the count sits above the `REMOTE` bit.
 const WAKER: u32 = 2;
 /// Wakers beyond this many (about a billion) mean a leak of `Waker`s; abort rather than
-/// overflow, as `Arc` does. 32 bits, not a word: the task's allocation stays within 128 bytes.
+/// overflow, as `Arc` does. 32 bits, not a word: a trivial task stays within 120 bytes.
 const MAX_WAKERS: u32 = i32::MAX as u32;
 
 /// The task side of a task's core: its future and its waker state.
@@ -61,14 +62,33 @@ pub(crate) struct Body<F> {
     state: AtomicU32,
     /// A step of the task is in the ready queue (or is the unstarted first step).
     queued: Cell<bool>,
-    /// The body's destructor is running: a re-entrant look at the body finds it gone.
-    dropping: Cell<bool>,
-    /// The loop's task registry: the task leaves it when done, and wakes and releases from
-    /// other threads find the loop's `RemoteLoop` there.
-    reg: Rc<Registry>,
-    /// `None` once the body finished, panicked or was dropped by a cancellation. Pinned: it is
-    /// never moved out of the allocation, only dropped in place.
-    fut: UnsafeCell<Option<F>>,
+    /// Whether `fut` holds the future. A flag of its own rather than an `Option<F>`: an async
+    /// block offers no niche, so the `Option` would cost a whole word per task.
+    life: Cell<Life>,
+    /// The future while `life` is `Live`. Pinned: it is never moved out of the allocation, only
+    /// dropped in place (by `drop_body`, or by `Body`'s own destructor if still live then).
+    fut: UnsafeCell<ManuallyDrop<F>>,
+}
+
+/// Where a task's future is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Life {
+    /// In `fut`, to be polled.
+    Live,
+    /// Its destructor is running: a re-entrant look at the body finds it gone.
+    Dropping,
+    /// Finished, panicked or dropped by a cancellation: `fut` holds nothing.
+    Gone,
+}
+
+impl<F> Drop for Body<F> {
+    fn drop(&mut self) {
+        if self.life.replace(Life::Gone) == Life::Live {
+            // SAFETY: the future is live (never dropped, never moved out), and `life` now says
+            // it is gone, so this is its one drop, in place.
+            unsafe { ManuallyDrop::drop(self.fut.get_mut()) }
+        }
+    }
 }
 
 thread_local! {
@@ -103,9 +123,8 @@ where
         // The task's own waker, and its first step, which counts as a wake.
         state: AtomicU32::new(WAKER),
         queued: Cell::new(true),
-        dropping: Cell::new(false),
-        reg: reg.clone(),
-        fut: UnsafeCell::new(Some(fut)),
+        life: Cell::new(Life::Live),
+        fut: UnsafeCell::new(ManuallyDrop::new(fut)),
     };
     let core: Rc<TaskCore<F>> = Rc::new(Core::with_tail(lp.clone(), Some(TaskInfo::new()), body));
     let weak: Weak<TaskCore<F>> = Rc::downgrade(&core);
@@ -171,7 +190,7 @@ where
     F::Output: 'static,
 {
     if let Some(info) = &core.task {
-        info.finish(&core.tail.reg);
+        info.finish(&core.lp.local::<Registry>());
     }
 }
 
@@ -192,13 +211,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    if core.tail.dropping.get() {
-        return false;
-    }
-    // SAFETY: the body is only touched on the loop's thread (a core is `!Send`), and no
-    // reference into it is live here: `poll_body` runs only after this said yes, and during
-    // `drop_body` the flag above answers instead.
-    unsafe { (*core.tail.fut.get()).is_some() }
+    core.tail.life.get() == Life::Live
 }
 
 /// True while the task holds its own waker.
@@ -218,29 +231,24 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    // SAFETY: the body lives in the `Rc`'s allocation, which never moves, and is only ever
-    // dropped in place, so pinning it is sound. The exclusive reference is the only one: a
-    // task's steps run one at a time on the loop's thread (`run` marks the task running, and
-    // `abandon` leaves a running body alone), and `has_body`/`drop_body` are not called by
-    // the body itself.
-    let body = unsafe { &mut *core.tail.fut.get() };
-    match body.as_mut() {
-        // SAFETY: see above: pinned in place.
-        Some(body) => unsafe { Pin::new_unchecked(body) }.poll(cx),
-        None => unreachable!("the caller checked that the body is there"),
-    }
+    // The caller checked `has_body`: the future is live.
+    debug_assert_eq!(core.tail.life.get(), Life::Live);
+    // SAFETY: the future is live (above), lives in the `Rc`'s allocation, which never moves,
+    // and is only ever dropped in place, so pinning it is sound. The exclusive reference is
+    // the only one: a task's steps run one at a time on the loop's thread (`run` marks the
+    // task running, and `abandon` leaves a running body alone), and `has_body`/`drop_body`
+    // are not called by the body itself.
+    let body: &mut F = unsafe { &mut *core.tail.fut.get() };
+    // SAFETY: see above: pinned in place.
+    unsafe { Pin::new_unchecked(body) }.poll(cx)
 }
 
-/// Writes `None` over a body slot whose future was dropped in place, without dropping it
-/// again; also when that destructor panicked.
-struct ClearSlot<F>(*mut Option<F>);
+/// Marks a body gone once its destructor returned, or unwound.
+struct MarkGone<'a>(&'a Cell<Life>);
 
-impl<F> Drop for ClearSlot<F> {
+impl Drop for MarkGone<'_> {
     fn drop(&mut self) {
-        // SAFETY: `drop_body` made this guard for the body's slot, whose future it has just
-        // dropped in place (or was dropping when it panicked): overwriting it without a drop
-        // is what must happen next.
-        unsafe { self.0.write(None) }
+        self.0.set(Life::Gone);
     }
 }
 
@@ -255,19 +263,13 @@ where
     if !has_body(core) {
         return;
     }
-    core.tail.dropping.set(true);
-    let slot = core.tail.fut.get();
+    core.tail.life.set(Life::Dropping);
+    let _gone = MarkGone(&core.tail.life);
     // SAFETY: as in `poll_body`: not called while the body is being polled, and during the
-    // destructor `dropping` keeps every other path away from the slot. The future is dropped
-    // where it is pinned, then `ClearSlot` marks the slot empty without a second drop.
-    unsafe {
-        if let Some(body) = (*slot).as_mut() {
-            let body: *mut F = body;
-            let _clear = ClearSlot(slot);
-            body.drop_in_place();
-        }
-    }
-    core.tail.dropping.set(false);
+    // destructor `Dropping` keeps every other path away from the slot. The future was live,
+    // is dropped where it is pinned, and `MarkGone` then records that it is gone, also if
+    // its destructor panics, so it is never dropped twice.
+    unsafe { ManuallyDrop::drop(&mut *core.tail.fut.get()) }
 }
 
 /// The waker a step lends to the body: no count of its own, backed by the task's own waker.
@@ -355,16 +357,14 @@ where
     /// # Safety
     ///
     /// As [`Body::state`]. The reference is good while the caller keeps the task alive (the
-    /// task holds the registry).
+    /// task holds its loop).
     unsafe fn remote<'a>(ptr: *const ()) -> &'a RemoteLoop {
-        // SAFETY: the caller's contract; `reg` is never written after `spawn`, and the
-        // registry's `remote` was set by `spawn`'s `insert`, before any waker existed, and is
-        // never written again: reading it from any thread races with no write.
-        let reg = unsafe { &(*ptr.cast::<TaskCore<F>>()).tail.reg };
-        match reg.remote() {
-            Some(remote) => remote,
-            None => unreachable!("the registry's remote is set before a task exists"),
-        }
+        // SAFETY: the caller's contract keeps the core alive, and with it the loop its `lp`
+        // holds. Two words are read, both written before any waker existed and never again:
+        // the pointer in `lp`, and the loop's `RemoteLoop` (`EventLoop::remote_ref` reads
+        // nothing else). So reading them from any thread races with no write, and no
+        // reference count of the loop is touched.
+        unsafe { (*ptr.cast::<TaskCore<F>>()).lp.remote_ref() }
     }
 
     /// # Safety

@@ -133,7 +133,7 @@ fn close_drops_a_queued_step_on_the_loop_thread_and_the_task_ends_cancelled() ->
 }
 
 #[test]
-fn a_spawned_trivial_task_costs_one_allocation_of_at_most_128_bytes() -> TestResult {
+fn a_spawned_trivial_task_costs_one_allocation_of_at_most_120_bytes() -> TestResult {
     const N: usize = 1_000;
     let lp = EventLoop::new()?;
     let lp2 = lp.clone();
@@ -157,9 +157,10 @@ fn a_spawned_trivial_task_costs_one_allocation_of_at_most_128_bytes() -> TestRes
         Ok::<_, evloop_task::Error>((after.0 - before.0, after.1 - before.1))
     })??;
     // One allocation holds the task's state, its future and its waker state; the step itself
-    // is queued without one. 128 bytes on 64-bit targets (issue 4's target).
+    // is queued without one. At most 120 bytes on 64-bit targets (issue 4 asks for 128; 120
+    // is what glibc serves from a 128-byte chunk, header included).
     assert_eq!(allocs, N, "allocations per task");
-    assert!(bytes <= 128 * N, "{} bytes per task", bytes / N);
+    assert!(bytes <= 120 * N, "{} bytes per task", bytes / N);
     Ok(())
 }
 
