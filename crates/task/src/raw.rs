@@ -231,8 +231,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    // The caller checked `has_body`: the future is live.
-    debug_assert_eq!(core.tail.life.get(), Life::Live);
+    if core.tail.life.get() != Life::Live {
+        unreachable!("the caller checked that the body is there");
+    }
     // SAFETY: the future is live (above), lives in the `Rc`'s allocation, which never moves,
     // and is only ever dropped in place, so pinning it is sound. The exclusive reference is
     // the only one: a task's steps run one at a time on the loop's thread (`run` marks the
