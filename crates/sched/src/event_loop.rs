@@ -66,8 +66,7 @@ pub(crate) struct Inner {
     pub(crate) watches: RefCell<HashMap<RawFd, Watch>>,
     pub(crate) signal_handlers: RefCell<HashMap<i32, Rc<dyn Callback>>>,
     pub(crate) signals: RefCell<Vec<i32>>,
-    pub(crate) shared: Arc<Shared>,
-    /// The same `Shared`, as handed out by [`EventLoop::remote_ref`]; never written after `new`.
+    /// The loop's cross-thread face ([`EventLoop::remote_ref`]); never written after `new`.
     pub(crate) remote: RemoteLoop,
     pub(crate) skipped_polls: Cell<u32>,
     pub(crate) debug: Cell<bool>,
@@ -96,8 +95,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // A loop dropped without close(): refuse further remote submissions and release the
         // ones already queued (their closures are dropped; their handles read cancelled).
-        self.shared.queue.close();
-        while let Ok(cb) = self.shared.queue.pop() {
+        self.remote.shared.queue.close();
+        while let Ok(cb) = self.remote.shared.queue.pop() {
             cb.cancel();
         }
     }
@@ -155,10 +154,7 @@ impl EventLoop {
                 watches: RefCell::new(HashMap::new()),
                 signal_handlers: RefCell::new(HashMap::new()),
                 signals: RefCell::new(Vec::new()),
-                remote: RemoteLoop {
-                    shared: shared.clone(),
-                },
-                shared,
+                remote: RemoteLoop { shared },
                 skipped_polls: Cell::new(0),
                 debug: Cell::new(debug),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
@@ -347,9 +343,9 @@ impl EventLoop {
 
         // Collect everything first, release every borrow, then cancel: cancelling drops user
         // closures, whose destructors may call back into the (now closed) loop.
-        inner.shared.queue.close();
+        inner.remote.shared.queue.close();
         let mut dropped: Vec<Job> = Vec::new();
-        while let Ok(cb) = inner.shared.queue.pop() {
+        while let Ok(cb) = inner.remote.shared.queue.pop() {
             dropped.push(arrived(cb).into());
         }
         dropped.extend(inner.ready.borrow_mut().drain(..));

@@ -97,7 +97,7 @@ impl RemoteLoop {
     ) -> Result<RemoteHandle, Error> {
         let cb = RemoteOnce::new_arc(f, Location::caller());
         let local = running::with_current(|lp| match lp {
-            Some(lp) if Arc::ptr_eq(&lp.inner.shared, &self.shared) => {
+            Some(lp) if Arc::ptr_eq(&lp.inner.remote.shared, &self.shared) => {
                 lp.inner
                     .ready
                     .borrow_mut()
@@ -155,7 +155,7 @@ impl RemoteLoop {
     /// ```
     pub fn running_here(&self) -> Option<EventLoop> {
         running::with_current(|lp| match lp {
-            Some(lp) if Arc::ptr_eq(&lp.inner.shared, &self.shared) => Some(lp.clone()),
+            Some(lp) if Arc::ptr_eq(&lp.inner.remote.shared, &self.shared) => Some(lp.clone()),
             _ => None,
         })
     }

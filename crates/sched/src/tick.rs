@@ -76,7 +76,7 @@ impl EventLoop {
                 reactor.prepare_sleep();
             }
             // Armed before looking: a submission after this look will wake the poll.
-            if !inner.shared.queue.is_empty() {
+            if !inner.remote.shared.queue.is_empty() {
                 return Some(Duration::ZERO);
             }
         }
@@ -133,7 +133,7 @@ impl EventLoop {
     }
 
     fn drain_remote(&self) {
-        let queue = &self.inner.shared.queue;
+        let queue = &self.inner.remote.shared.queue;
         if queue.is_empty() {
             return;
         }
