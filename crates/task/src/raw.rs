@@ -540,7 +540,21 @@ where
     /// As [`Tail::forget_task_waker`].
     unsafe fn forget_task_waker(&self, core: *const ()) {
         // SAFETY: the caller's contract.
-        if unsafe { Self::own_waker(core) }.replace(false) {
+        if !unsafe { Self::own_waker(core) }.replace(false) {
+            return;
+        }
+        // SAFETY: the caller's contract: the core is alive.
+        let state = unsafe { Self::state(core) };
+        // The usual case: the task's own waker is the only one (no clone lives, none is on
+        // its way here). Nothing else can add one then (only an existing waker is cloned), so
+        // a plain store replaces the atomic read-modify-write. Acquire: ordered after the
+        // `Release` decrements of the wakers dropped before.
+        if state.load(Ordering::Acquire) == WAKER {
+            state.store(0, Ordering::Relaxed);
+            // SAFETY: the group's count, given back once, on the loop's thread (the caller's
+            // contract): its last waker, the task's own, is gone.
+            unsafe { Self::release_group(core.cast::<TaskCore<F>>()) };
+        } else {
             // SAFETY: the task's own waker's count, given back once (the flag is now false).
             unsafe { Self::drop_waker(core) };
         }

@@ -27,15 +27,44 @@ use crate::core::{Core, Node};
 use crate::current::{self, Registry};
 use crate::raw::{self, TaskCore};
 
-/// Default task names are `Task-N` from a process-wide counter, as asyncio's.
-static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+/// Default task names are `Task-N` from a process-wide counter, as asyncio's. Each thread takes
+/// a block of [`ID_BLOCK`] ids at a time, so that spawning a task costs no atomic operation:
+/// ids stay unique in the process and increase on each thread (so on each loop).
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// How many ids a thread takes from [`NEXT_BLOCK`] at once.
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's next id and the end of its block (`next == end`: take a new block).
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
 
 /// A fresh task id (non-zero: the counter starts at 1).
 #[inline]
 fn next_id() -> NonZeroU64 {
+    let id = IDS
+        .try_with(|ids| {
+            let (next, end) = ids.get();
+            if next != end {
+                ids.set((next + 1, end));
+                return next;
+            }
+            let start = new_id_block();
+            ids.set((start.saturating_add(1), start.saturating_add(ID_BLOCK)));
+            start
+        })
+        // During this thread's teardown: one id of a block of its own.
+        .unwrap_or_else(|_| new_id_block());
     // The counter would take centuries to wrap; `MAX` keeps the id non-zero without a panic
     // path.
-    NonZeroU64::new(NEXT_TASK.fetch_add(1, Ordering::Relaxed)).unwrap_or(NonZeroU64::MAX)
+    NonZeroU64::new(id).unwrap_or(NonZeroU64::MAX)
+}
+
+/// The first id of a fresh block.
+#[cold]
+fn new_id_block() -> u64 {
+    NEXT_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed)
 }
 
 /// What a suspended task awaits (a loop future, a task, or a sleep's timer), so that cancelling
@@ -361,4 +390,34 @@ where
         );
     }
     raw::finish(core);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::thread;
+
+    use super::{ID_BLOCK, next_id};
+
+    // Ours: `Task-N` ids come from per-thread blocks; they must still be unique in the
+    // process and increase on each thread, past the end of a block.
+    #[test]
+    fn task_ids_are_unique_across_threads_and_increase_on_each() {
+        let per_thread = usize::try_from(ID_BLOCK * 2 + 5).unwrap_or(usize::MAX);
+        let threads: Vec<_> = (0..4)
+            .map(|_| thread::spawn(move || (0..per_thread).map(|_| next_id().get()).collect()))
+            .collect();
+        let mut all = HashSet::new();
+        for t in threads {
+            let ids: Vec<u64> = t.join().expect("the id thread panicked");
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "ids increase on a thread"
+            );
+            for id in ids {
+                assert!(all.insert(id), "id {id} handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 4 * per_thread);
+    }
 }
