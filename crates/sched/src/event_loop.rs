@@ -506,6 +506,45 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Shows each queued [`RawStep`](crate::RawStep) whose vtable has an `inspect` function to
+    /// that function, with `sink`, in queue order: how the owner of a kind of step finds the
+    /// work it has queued (evloop-task lists the tasks whose first step is still queued).
+    /// Steps of other kinds are expected to ignore a sink whose type they do not know.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{any::Any, ptr::NonNull};
+    /// use evloop_sched::{EventLoop, RawStep, StepVTable};
+    ///
+    /// unsafe fn nothing(_: NonNull<()>) {}
+    /// /// Counts the steps of this kind into a `usize` sink.
+    /// unsafe fn count(_: NonNull<()>, sink: &mut dyn Any) {
+    ///     if let Some(n) = sink.downcast_mut::<usize>() {
+    ///         *n += 1;
+    ///     }
+    /// }
+    /// static MINE: StepVTable = StepVTable { run: nothing, drop: nothing, inspect: Some(count) };
+    ///
+    /// let lp = EventLoop::new()?;
+    /// for _ in 0..3 {
+    ///     // SAFETY: the pointer is never dereferenced by these functions.
+    ///     lp.call_soon_step(unsafe { RawStep::new(NonNull::dangling(), &MINE) })?;
+    /// }
+    /// lp.call_soon(|| {})?;
+    /// let mut n = 0_usize;
+    /// lp.inspect_queued_steps(&mut n);
+    /// assert_eq!(n, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inspect_queued_steps(&self, sink: &mut dyn Any) {
+        for job in self.inner.ready.borrow().iter() {
+            if let Job::Step(step) = job {
+                step.inspect(sink);
+            }
+        }
+    }
+
     /// asyncio's `call_soon_threadsafe`, called on the loop's own thread: the same as
     /// [`call_soon`](EventLoop::call_soon), in the same FIFO. From other threads use
     /// [`remote`](EventLoop::remote).

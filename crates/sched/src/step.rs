@@ -15,18 +15,25 @@
 //! - It is `!Send` (it holds a raw pointer): it is made, queued, run and dropped on the loop's
 //!   thread. A loop closed with steps queued drops them in `close()`, with no borrow held.
 
+use std::any::Any;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
-/// The two functions of a [`RawStep`]: how to run the work behind its pointer, and how to
-/// release it unrun.
+/// The functions of a [`RawStep`]: how to run the work behind its pointer, how to release it
+/// unrun, and (optionally) how its owner finds it while it is queued.
 #[derive(Debug)]
 pub struct StepVTable {
     /// Runs the work; it takes ownership of the pointer.
     pub run: unsafe fn(NonNull<()>),
     /// Releases the work without running it; it takes ownership of the pointer.
     pub drop: unsafe fn(NonNull<()>),
+    /// Shows the queued work to its owner, for
+    /// [`EventLoop::inspect_queued_steps`](crate::EventLoop::inspect_queued_steps): called
+    /// with the pointer (borrowed, not owned) and the caller's sink, which it may downcast and
+    /// fill. It runs while the ready queue is borrowed, so it must not use the loop (doing so
+    /// panics). `None`: the step is not shown.
+    pub inspect: Option<unsafe fn(NonNull<()>, &mut dyn Any)>,
 }
 
 /// A unit of work for [`EventLoop::call_soon_step`](crate::EventLoop::call_soon_step): a pointer
@@ -51,7 +58,7 @@ pub struct StepVTable {
 ///     // SAFETY: as in `run`.
 ///     drop(unsafe { Rc::from_raw(ptr.as_ptr().cast_const().cast::<Cell<u32>>()) });
 /// }
-/// static BUMP: StepVTable = StepVTable { run, drop: release };
+/// static BUMP: StepVTable = StepVTable { run, drop: release, inspect: None };
 ///
 /// let lp = EventLoop::new()?;
 /// let count = Rc::new(Cell::new(0));
@@ -79,7 +86,8 @@ impl RawStep {
     ///
     /// Calling `vtable.run(ptr)` or `vtable.drop(ptr)` once, on the thread that made the
     /// `RawStep`, at any time until then, must be sound; the `RawStep` calls exactly one of
-    /// them, exactly once, on that thread.
+    /// them, exactly once, on that thread. So must calling `vtable.inspect` with `ptr`, on that
+    /// thread, any number of times before then.
     #[inline]
     pub unsafe fn new(ptr: NonNull<()>, vtable: &'static StepVTable) -> RawStep {
         RawStep { ptr, vtable }
@@ -92,6 +100,17 @@ impl RawStep {
         // SAFETY: `new`'s contract; `this` is never dropped, so `run` is the one call made with
         // this pointer, and a panic inside it leaves nothing to release twice.
         unsafe { (this.vtable.run)(this.ptr) }
+    }
+}
+
+impl RawStep {
+    /// Shows the step to `sink` through its vtable's `inspect`, if it has one.
+    pub(crate) fn inspect(&self, sink: &mut dyn Any) {
+        if let Some(inspect) = self.vtable.inspect {
+            // SAFETY: `new`'s contract: the step is unconsumed (it is borrowed here), and this
+            // is its thread (a `RawStep` is `!Send`).
+            unsafe { inspect(self.ptr, sink) }
+        }
     }
 }
 

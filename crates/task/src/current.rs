@@ -1,5 +1,21 @@
 //! The running task of this thread, the per-loop task registry, and [`AnyTask`]: a task seen
 //! without its output type (`current_task()`, `all_tasks()`, the task factory).
+//!
+//! # Ground rules
+//!
+//! A task joins the registry only when it could otherwise not be found: most tasks run to
+//! completion in their first step and never touch it (no slot, no `Weak`, no lookup). A pending
+//! task is, at any time, in one of these places, and `all_tasks` looks in all of them:
+//!
+//! - in the registry: its body returned `Pending` once (`step::run`), or a task factory got
+//!   it (`create_task`), or it was current when an eager task factory got a task;
+//! - its first step is in the ready queue (found with `EventLoop::inspect_queued_steps`);
+//! - it is the current task, in its first step.
+//!
+//! Nothing else runs a task's first step while it is neither queued nor current: `create_task`
+//! queues it without running foreign code in between, and only a factory (which registers it
+//! first) can hold or run it. A task running another's first step inline (an eager factory) is
+//! registered before that, since it is no longer current during that step.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -60,9 +76,10 @@ pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
     std::ptr::addr_eq(Rc::as_ptr(a), Rc::as_ptr(b))
 }
 
-/// The loop's live tasks: a slab of weak references, so registering and finishing a task is
-/// O(1) and the registry never keeps a task alive. A task finds it through its loop
-/// (`EventLoop::local`), when it is spawned and when it finishes.
+/// The loop's suspended tasks (see the ground rules above for the others): a slab of weak
+/// references, so registering and finishing a task is O(1) and the registry never keeps a
+/// task alive. A task finds it through its loop (`EventLoop::local`), when it first suspends
+/// and when it finishes.
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: RefCell<Vec<Option<Weak<dyn Node>>>>,
@@ -139,6 +156,21 @@ impl Registry {
                 waiter.clear_awaited();
             }
         }
+    }
+}
+
+/// The sink `all_tasks` hands to `EventLoop::inspect_queued_steps`: the tasks found there
+/// that are pending and not in the registry.
+pub(crate) struct QueuedTasks(pub(crate) Vec<Rc<dyn Node>>);
+
+/// Puts `node` (a task) in its loop's registry, unless it is there already.
+pub(crate) fn register_node(node: &Rc<dyn Node>) {
+    if let Some(info) = node.task_info()
+        && !info.registered()
+    {
+        let lp = node.event_loop();
+        let slot = lp.local::<Registry>().insert(lp, Rc::downgrade(node));
+        info.set_slot(slot);
     }
 }
 
@@ -252,10 +284,19 @@ pub fn all_tasks() -> Result<Vec<AnyTask>, Error> {
 
 /// The pending tasks of `lp`, running or not.
 pub fn all_tasks_of(lp: &EventLoop) -> Vec<AnyTask> {
-    lp.local::<Registry>()
-        .live()
-        .into_iter()
-        .filter(|n| n.status() == Status::Pending)
-        .map(|node| AnyTask { node })
-        .collect()
+    // The three places of the ground rules: the registry, the ready queue, the current task.
+    let mut found = lp.local::<Registry>().live();
+    found.retain(|n| n.status() == Status::Pending);
+    let mut queued = QueuedTasks(Vec::new());
+    lp.inspect_queued_steps(&mut queued);
+    if let Some(current) = current_node()
+        && current.event_loop().ptr_eq(lp)
+        && current.status() == Status::Pending
+        && current.task_info().is_some_and(|info| !info.registered())
+        && !queued.0.iter().any(|n| same_node(n, &current))
+    {
+        queued.0.push(current);
+    }
+    found.extend(queued.0);
+    found.into_iter().map(|node| AnyTask { node }).collect()
 }

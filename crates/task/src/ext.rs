@@ -5,7 +5,7 @@ use std::future::Future;
 use evloop_sched::{EventLoop, get_running_loop};
 
 use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
-use crate::current::{AnyTask, Registry};
+use crate::current::{AnyTask, Registry, current_node, register_node};
 use crate::factory::{self, NewTask, TaskFactory};
 use crate::raw;
 use crate::{Error, LoopFuture, Task};
@@ -121,9 +121,8 @@ impl LoopTaskExt for EventLoop {
         if self.is_closed() {
             return Err(evloop_sched::Error::closed().into());
         }
-        let reg = self.local::<Registry>();
-        let (core, first) = raw::spawn(self, &reg, fut);
-        let factory = reg.factory.borrow().clone();
+        let (core, first) = raw::spawn(self, fut);
+        let factory = self.local::<Registry>().factory.borrow().clone();
         match factory {
             None => {
                 if let Some(info) = &core.task {
@@ -131,9 +130,19 @@ impl LoopTaskExt for EventLoop {
                 }
             }
             Some(factory) => {
+                // A factory may hold the task unstarted, or start it eagerly (the current task
+                // is then no longer current during that step): both join the registry, so
+                // that `all_tasks` still finds them (see `current`'s ground rules).
+                let node = core.node();
+                register_node(&node);
+                if let Some(current) = current_node()
+                    && current.event_loop().ptr_eq(self)
+                {
+                    register_node(&current);
+                }
                 let new = NewTask {
                     first: Some(first),
-                    task: AnyTask { node: core.node() },
+                    task: AnyTask { node },
                     lp: self.clone(),
                 };
                 factory(self, new)?;

@@ -29,6 +29,7 @@
 //!   body, the rest of the core, `queued` and the `Rc`'s count are touched on the loop's
 //!   thread only, and the body is dropped there.
 
+use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -42,7 +43,7 @@ use std::thread::{self, ThreadId};
 use evloop_sched::{EventLoop, RawStep, RemoteLoop, StepVTable};
 
 use crate::core::{Core, Node, Shared, Tail};
-use crate::current::Registry;
+use crate::current::{QueuedTasks, Registry};
 use crate::step::{self, TaskInfo};
 
 /// A task's core, with its body as the tail.
@@ -112,9 +113,10 @@ fn on_thread(owner: ThreadId) -> bool {
         .unwrap_or(false)
 }
 
-/// Spawns `fut` as a task of `lp`, registered in `reg`: returns its core (as handles see it)
-/// and its first step, not yet queued.
-pub(crate) fn spawn<F>(lp: &EventLoop, reg: &Rc<Registry>, fut: F) -> (Shared<F::Output>, FirstStep)
+/// Spawns `fut` as a task of `lp`: returns its core (as handles see it) and its first step,
+/// not yet queued. The task is not in the loop's registry yet: it joins it if its body
+/// returns `Pending` (`step::run`) or a factory gets it (see `current`'s ground rules).
+pub(crate) fn spawn<F>(lp: &EventLoop, fut: F) -> (Shared<F::Output>, FirstStep)
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -127,12 +129,6 @@ where
         fut: UnsafeCell::new(ManuallyDrop::new(fut)),
     };
     let core: Rc<TaskCore<F>> = Rc::new(Core::with_tail(lp.clone(), Some(TaskInfo::new()), body));
-    let weak: Weak<TaskCore<F>> = Rc::downgrade(&core);
-    // Also sets the registry's `RemoteLoop` (on the first insert), before any waker exists.
-    let slot = reg.insert(lp, weak as Weak<dyn Node>);
-    if let Some(info) = &core.task {
-        info.set_slot(slot);
-    }
     // One count for the wakers as a group (the task's own waker is its first member), one for
     // the first step.
     // The group's count: given back by the last waker (`drop_waker`).
@@ -142,6 +138,25 @@ where
         vtable: &Body::<F>::STEP_VTABLE,
     };
     (core, first)
+}
+
+/// Puts the task in its loop's registry, unless it is there already.
+#[inline(never)]
+pub(crate) fn register<F>(core: &Rc<TaskCore<F>>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    if let Some(info) = &core.task
+        && !info.registered()
+    {
+        let weak: Weak<TaskCore<F>> = Rc::downgrade(core);
+        let slot = core
+            .lp
+            .local::<Registry>()
+            .insert(&core.lp, weak as Weak<dyn Node>);
+        info.set_slot(slot);
+    }
 }
 
 fn nonnull<T>(ptr: *const T) -> NonNull<()> {
@@ -190,7 +205,7 @@ where
     F::Output: 'static,
 {
     if let Some(info) = &core.task {
-        info.finish(&core.lp.local::<Registry>());
+        info.finish(&core.lp);
     }
 }
 
@@ -328,6 +343,7 @@ where
     const STEP_VTABLE: StepVTable = StepVTable {
         run: Self::run_step,
         drop: Self::drop_step,
+        inspect: Some(Self::inspect_step),
     };
 
     /// The waker state of the task at `ptr`.
@@ -495,6 +511,30 @@ where
         // Cleared before the poll: a wake during it queues the next step.
         core.tail.queued.set(false);
         step::run(&core);
+    }
+
+    /// Shows a queued step to `all_tasks`: a pending task not in the registry (one whose first
+    /// step is queued) joins the `QueuedTasks` sink.
+    ///
+    /// # Safety
+    ///
+    /// On the loop's thread; `ptr` is the pointer of a queued step (it owns a count).
+    unsafe fn inspect_step(ptr: NonNull<()>, sink: &mut dyn Any) {
+        let Some(sink) = sink.downcast_mut::<QueuedTasks>() else {
+            return;
+        };
+        let core = ptr.as_ptr().cast_const().cast::<TaskCore<F>>();
+        // SAFETY: the caller's contract: the step's count keeps the core alive; on its thread.
+        let task = unsafe { &*core };
+        let unlisted = task.task.as_ref().is_some_and(|info| !info.registered()) && !task.done();
+        if unlisted {
+            // SAFETY: as above; the new `Rc` owns a count of its own.
+            let node: Rc<dyn Node> = unsafe {
+                Rc::increment_strong_count(core);
+                Rc::from_raw(core)
+            };
+            sink.0.push(node);
+        }
     }
 
     /// Drops a queued step unrun: the task ends cancelled.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
-use evloop_sched::{Context, Exception, TimerHandle};
+use evloop_sched::{Context, EventLoop, Exception, TimerHandle};
 
 use crate::Error;
 use crate::core::{Core, Node};
@@ -182,11 +182,20 @@ impl TaskInfo {
         self.slot.set(slot);
     }
 
-    /// Called when the task's core completes (or is dropped pending): leaves the registry,
-    /// drops what it awaited.
+    /// True once the task is in its loop's registry (see `current`'s ground rules).
     #[inline]
-    pub(crate) fn finish(&self, reg: &Registry) {
-        reg.remove(self.slot.replace(u32::MAX));
+    pub(crate) fn registered(&self) -> bool {
+        self.slot.get() != u32::MAX
+    }
+
+    /// Called when the task's core completes (or is dropped pending): leaves the registry if
+    /// it joined it, drops what it awaited.
+    #[inline]
+    pub(crate) fn finish(&self, lp: &EventLoop) {
+        let slot = self.slot.replace(u32::MAX);
+        if slot != u32::MAX {
+            lp.local::<Registry>().remove(slot);
+        }
         let waiter = self.waiter.take();
         drop(waiter);
     }
@@ -305,6 +314,10 @@ where
 
     match outcome {
         Ok(Poll::Pending) => {
+            // A task suspended is listed by `all_tasks` through the registry from now on.
+            if !info.registered() {
+                raw::register(core);
+            }
             if info.must_cancel.get() {
                 // The task cancelled itself during this step: cancel what it awaits now
                 // and come back next iteration to drop the body.

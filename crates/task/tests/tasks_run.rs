@@ -2,7 +2,7 @@
 
 mod util;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::error::Error as StdError;
 use std::rc::Rc;
 
@@ -250,6 +250,97 @@ fn all_tasks_lists_pending_tasks_only() -> TestResult {
     assert!(names.contains(&"sleeper".to_owned()));
     assert!(!names.contains(&"quick".to_owned()));
     sleeper.cancel(None);
+    Ok(())
+}
+
+/// The names `all_tasks()` gives now, sorted (an error outside a running loop).
+fn all_task_names() -> Result<Vec<String>, evloop_task::Error> {
+    let mut names: Vec<String> = all_tasks()?.iter().map(|t| t.name()).collect();
+    names.sort();
+    Ok(names)
+}
+
+// CPython: tasks::…::test_all_tasks (F36 neighbour). Ours: a task joins the registry only when
+// it suspends; before that `all_tasks` finds it in the ready queue, or as the current task,
+// once each.
+#[test]
+fn all_tasks_lists_tasks_not_started_yet_and_the_current_one_once() -> TestResult {
+    let lp = EventLoop::new()?;
+    let lp2 = lp.clone();
+    let (before, after_self_wake, later) = lp.run_until_complete(async move {
+        current_task().ok_or("no current task")?.set_name("main");
+        let queued = lp2.create_task(async {})?;
+        queued.set_name("queued");
+        // In main's first step: main is current, `queued`'s first step is in the queue.
+        let before = all_task_names()?;
+        // main wakes itself during its first step: now its next step is queued too.
+        let after_self_wake = std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Ready(all_task_names())
+        })
+        .await?;
+        // After a suspension: `queued` has finished, main is in the registry.
+        sleep(0.0).await?;
+        let later = all_task_names()?;
+        Ok::<_, Box<dyn StdError>>((before, after_self_wake, later))
+    })??;
+    assert_eq!(before, ["main", "queued"]);
+    assert_eq!(after_self_wake, ["main", "queued"]);
+    assert_eq!(later, ["main"]);
+    Ok(())
+}
+
+// CPython: tasks::…::test_all_tasks with a task factory (F38). Ours: a task a factory holds
+// unstarted is pending, and listed.
+#[test]
+fn all_tasks_lists_a_task_a_factory_holds_unstarted() -> TestResult {
+    let lp = EventLoop::new()?;
+    let held: Rc<RefCell<Vec<NewTask>>> = Rc::default();
+    let h2 = held.clone();
+    let lp2 = lp.clone();
+    let names = lp.run_until_complete(async move {
+        current_task().ok_or("no current task")?.set_name("main");
+        let h3 = h2.clone();
+        lp2.set_task_factory(Some(Rc::new(move |_lp: &EventLoop, t: NewTask| {
+            t.task().set_name("held");
+            h3.borrow_mut().push(t);
+            Ok(())
+        })));
+        let t = lp2.create_task(async {})?;
+        lp2.set_task_factory(None);
+        let names = all_task_names()?;
+        for new in h2.borrow_mut().drain(..) {
+            new.start()?;
+        }
+        t.await?;
+        Ok::<_, Box<dyn StdError>>(names)
+    })??;
+    assert_eq!(names, ["held", "main"]);
+    assert!(held.borrow().is_empty());
+    Ok(())
+}
+
+// asyncio 3.12's eager_task_factory (F38). Ours: during an eager task's first step the task that
+// created it is not current, and is still listed.
+#[test]
+fn all_tasks_lists_the_creator_of_an_eager_task_during_its_first_step() -> TestResult {
+    let lp = EventLoop::new()?;
+    let lp2 = lp.clone();
+    let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+    let s2 = seen.clone();
+    lp.run_until_complete(async move {
+        current_task().ok_or("no current task")?.set_name("creator");
+        lp2.set_task_factory(Some(eager_task_factory()));
+        let child = lp2.create_task(async move {
+            current_task().ok_or("no current task")?.set_name("eager");
+            *s2.borrow_mut() = all_task_names()?;
+            Ok::<_, Box<dyn StdError>>(())
+        })?;
+        lp2.set_task_factory(None);
+        child.await??;
+        Ok::<_, Box<dyn StdError>>(())
+    })??;
+    assert_eq!(*seen.borrow(), ["creator", "eager"]);
     Ok(())
 }
 
