@@ -35,7 +35,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread::{self, ThreadId};
@@ -43,7 +43,7 @@ use std::thread::{self, ThreadId};
 use evloop_sched::{EventLoop, RawStep, RemoteLoop, StepVTable};
 
 use crate::core::{Core, Node, Shared, Tail};
-use crate::current::{QueuedTasks, Registry};
+use crate::current::QueuedTasks;
 use crate::step::{self, TaskInfo};
 
 /// A task's core, with its body as the tail.
@@ -138,25 +138,6 @@ where
         vtable: &Body::<F>::STEP_VTABLE,
     };
     (core, first)
-}
-
-/// Puts the task in its loop's registry, unless it is there already.
-#[inline(never)]
-pub(crate) fn register<F>(core: &Rc<TaskCore<F>>)
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    if let Some(info) = &core.task
-        && !info.registered()
-    {
-        let weak: Weak<TaskCore<F>> = Rc::downgrade(core);
-        let slot = core
-            .lp
-            .local::<Registry>()
-            .insert(&core.lp, weak as Weak<dyn Node>);
-        info.set_slot(slot);
-    }
 }
 
 fn nonnull<T>(ptr: *const T) -> NonNull<()> {

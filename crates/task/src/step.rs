@@ -316,7 +316,8 @@ where
         Ok(Poll::Pending) => {
             // A task suspended is listed by `all_tasks` through the registry from now on.
             if !info.registered() {
-                raw::register(core);
+                let node: Rc<dyn Node> = core.clone();
+                current::register_node(&node);
             }
             if info.must_cancel.get() {
                 // The task cancelled itself during this step: cancel what it awaits now
