@@ -8,18 +8,20 @@
 //! borrow, and only then wakes the wakers and schedules the callbacks with `call_soon`. Done
 //! callbacks never run inline.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use evloop_sched::{Context, EventLoop, Exception};
 
 use crate::Error;
 use crate::current;
+use crate::raw::Life;
 use crate::step::Awaited;
 use crate::task::TaskInfo;
 
@@ -39,6 +41,85 @@ pub(crate) enum Status {
     Cancelled,
 }
 
+/// A core's [`Status`] and whether its outcome slot is filled, in one byte.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Phase(u8);
+
+impl Phase {
+    /// Set when the outcome slot holds an outcome.
+    const FILLED: u8 = 0b100;
+    const PENDING: Phase = Phase(0);
+
+    #[inline]
+    fn status(self) -> Status {
+        match self.0 & 0b11 {
+            0 => Status::Pending,
+            1 => Status::Finished,
+            2 => Status::Failed,
+            _ => Status::Cancelled,
+        }
+    }
+
+    /// `status`, with the slot filled.
+    #[inline]
+    fn filled_with(status: Status) -> Phase {
+        let bits = match status {
+            Status::Pending => 0,
+            Status::Finished => 1,
+            Status::Failed => 2,
+            Status::Cancelled => 3,
+        };
+        Phase(bits | Phase::FILLED)
+    }
+
+    #[inline]
+    fn filled(self) -> bool {
+        self.0 & Phase::FILLED != 0
+    }
+
+    #[inline]
+    fn with_filled(self, filled: bool) -> Phase {
+        if filled {
+            Phase(self.0 | Phase::FILLED)
+        } else {
+            Phase(self.0 & !Phase::FILLED)
+        }
+    }
+}
+
+/// Every flag of a core, in one word: its phase, whether its outcome was looked at, and the
+/// task's step and waker state (`raw`'s ground rules; unused by a plain future).
+///
+/// In one struct of exactly eight bytes, not spread over the core and its parts: spread, each
+/// part pads its few flag bytes to a word of its own, and a trivial task's allocation grows
+/// past a 128-byte allocator chunk. The fields are separate memory locations, so other
+/// threads may touch `wakers` (and only it) while the loop's thread uses the rest.
+pub(crate) struct Flags {
+    phase: Cell<Phase>,
+    /// Someone looked at the outcome (or cancelled): a failure is not reported on drop.
+    retrieved: Cell<bool>,
+    /// A step of the task is in the ready queue (or is the unstarted first step).
+    pub(crate) queued: Cell<bool>,
+    /// Where the task's future is in its life (see `raw::Body`).
+    pub(crate) life: Cell<Life>,
+    /// `raw::REMOTE`, plus `raw::WAKER` times the number of the task's live wakers.
+    pub(crate) wakers: AtomicU32,
+}
+
+impl Flags {
+    /// A pending core's flags; `queued`, `life` and `wakers` as a task's spawn sets them (a
+    /// plain future: `false`, `Life::Gone`, 0).
+    pub(crate) fn new(queued: bool, life: Life, wakers: u32) -> Flags {
+        Flags {
+            phase: Cell::new(Phase::PENDING),
+            retrieved: Cell::new(false),
+            queued: Cell::new(queued),
+            life: Cell::new(life),
+            wakers: AtomicU32::new(wakers),
+        }
+    }
+}
+
 type DoneCallback<T> = Box<dyn FnOnce(&Shared<T>)>;
 
 /// Who hears of the completion besides the first awaiter: more awaiters (rare: clones awaited
@@ -55,12 +136,12 @@ enum Listener<T> {
 /// tail erased, so `Task<T>` need not name its future's type.
 pub(crate) struct Core<T, B: ?Sized + Tail = Plain<T>> {
     pub(crate) lp: EventLoop,
-    status: Cell<Status>,
-    /// Someone looked at the outcome (or cancelled): a failure is not reported on drop.
-    retrieved: Cell<bool>,
-    /// The outcome until someone takes it (`.await`, `take_result`). A `Cell`, not a
-    /// `RefCell` (one word less per task): taken out and put back around each read.
-    value: Cell<Option<Result<T, Error>>>,
+    pub(crate) flags: Flags,
+    /// The outcome until someone takes it (`.await`, `take_result`), filled while the phase
+    /// says so. Not an `Option` (a word more per task: `Result<(), Error>` leaves no niche for
+    /// `None`). Used like a `Cell` (`take_value`, `set_value`): taken out and put back around
+    /// each read, never borrowed.
+    value: UnsafeCell<MaybeUninit<Result<T, Error>>>,
     /// The first awaiter's waker; `listeners` holds the rest and the done callbacks.
     waker: Cell<Option<Waker>>,
     /// Boxed on first use: most futures have one awaiter and no done callback, and a pending
@@ -174,18 +255,23 @@ pub(crate) trait Node: Awaited {
 impl<T: 'static> Core<T> {
     /// A plain future's core.
     pub(crate) fn new_future(lp: EventLoop) -> Shared<T> {
-        let core: Rc<Core<T>> = Rc::new(Core::with_tail(lp, None, Plain(PhantomData)));
+        let flags = Flags::new(false, Life::Gone, 0);
+        let core: Rc<Core<T>> = Rc::new(Core::with_tail(lp, flags, None, Plain(PhantomData)));
         core
     }
 }
 
 impl<T: 'static, B: Tail> Core<T, B> {
-    pub(crate) fn with_tail(lp: EventLoop, task: Option<TaskInfo>, tail: B) -> Core<T, B> {
+    pub(crate) fn with_tail(
+        lp: EventLoop,
+        flags: Flags,
+        task: Option<TaskInfo>,
+        tail: B,
+    ) -> Core<T, B> {
         Core {
             lp,
-            status: Cell::new(Status::Pending),
-            retrieved: Cell::new(false),
-            value: Cell::new(None),
+            flags,
+            value: UnsafeCell::new(MaybeUninit::uninit()),
             waker: Cell::new(None),
             listeners: Cell::new(None),
             task,
@@ -194,15 +280,50 @@ impl<T: 'static, B: Tail> Core<T, B> {
     }
 }
 
-impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
+impl<T, B: ?Sized + Tail> Core<T, B> {
+    #[inline]
     pub(crate) fn status(&self) -> Status {
-        self.status.get()
+        self.flags.phase.get().status()
     }
 
+    #[inline]
     pub(crate) fn done(&self) -> bool {
-        self.status.get() != Status::Pending
+        self.status() != Status::Pending
     }
 
+    /// Takes the outcome out of its slot, as `Cell::take` would.
+    #[inline]
+    fn take_value(&self) -> Option<Result<T, Error>> {
+        let phase = self.flags.phase.get();
+        if !phase.filled() {
+            return None;
+        }
+        self.flags.phase.set(phase.with_filled(false));
+        // SAFETY: the slot was filled (the phase says so: only `set_value` and `complete` fill
+        // it, and they write the value before they say so), and
+        // the phase now says empty, so the value is moved out exactly once. No reference into
+        // the slot exists (it is never borrowed), and a core stays on its loop's thread.
+        Some(unsafe { (*self.value.get()).assume_init_read() })
+    }
+
+    /// Puts an outcome in the slot (or empties it), as `Cell::set` would: the old one, if any,
+    /// is dropped after the new one is in place.
+    #[inline]
+    fn set_value(&self, value: Option<Result<T, Error>>) {
+        let old = self.take_value();
+        if let Some(value) = value {
+            // SAFETY: the slot is empty (just taken), so nothing is overwritten; it is not
+            // borrowed, and a core stays on its loop's thread.
+            unsafe { (*self.value.get()).write(value) };
+            self.flags
+                .phase
+                .set(self.flags.phase.get().with_filled(true));
+        }
+        drop(old);
+    }
+}
+
+impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
     /// Stores the outcome, wakes the awaiters and schedules the done callbacks. False if the
     /// future was already done (the outcome is dropped).
     pub(crate) fn complete(self: &Rc<Self>, outcome: Result<T, Error>) -> bool
@@ -217,8 +338,10 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
             Err(e) if e.is_cancelled() => Status::Cancelled,
             Err(_) => Status::Failed,
         };
-        self.status.set(status);
-        self.value.set(Some(outcome));
+        // SAFETY: as in `set_value`: the slot of a pending core is empty, so nothing is
+        // overwritten (or leaked).
+        unsafe { (*self.value.get()).write(outcome) };
+        self.flags.phase.set(Phase::filled_with(status));
         if self.task.is_some() {
             // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
             unsafe { self.tail.finish_task(Rc::as_ptr(self).cast()) };
@@ -265,7 +388,7 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
         Self: AsShared<T>,
     {
         // Like asyncio, cancel() silences the never-retrieved report even on a done future.
-        self.retrieved.set(true);
+        self.flags.retrieved.set(true);
         self.complete(Err(Error::cancelled_shared(msg)))
     }
 
@@ -273,25 +396,25 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
     where
         T: Clone,
     {
-        self.retrieved.set(true);
+        self.flags.retrieved.set(true);
         // `T::clone` is foreign code: it runs with the value out of its cell, so a re-entrant
         // read finds it taken instead of aliasing it.
-        let value = self.value.take();
+        let value = self.take_value();
         let out = match &value {
             Some(outcome) => outcome.clone(),
             None if self.done() => Err(Error::invalid_state("result was already taken")),
             None => Err(Error::invalid_state("result is not set")),
         };
-        self.value.set(value);
+        self.set_value(value);
         out
     }
 
     pub(crate) fn take_result(&self) -> Result<T, Error> {
-        self.retrieved.set(true);
-        match self.value.take() {
+        self.flags.retrieved.set(true);
+        match self.take_value() {
             // Errors are cloned, so every awaiter of a failed or cancelled future sees it.
             Some(Err(err)) => {
-                self.value.set(Some(Err(err.clone())));
+                self.set_value(Some(Err(err.clone())));
                 Err(err)
             }
             Some(Ok(value)) => Ok(value),
@@ -301,9 +424,9 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
     }
 
     pub(crate) fn exception(&self) -> Result<Option<Error>, Error> {
-        self.retrieved.set(true);
+        self.flags.retrieved.set(true);
         // Nothing foreign runs between the take and the put-back (an `Error` clone is an `Arc`'s).
-        let value = self.value.take();
+        let value = self.take_value();
         let out = match &value {
             Some(Ok(_)) => Ok(None),
             Some(Err(e)) if e.is_cancelled() => Err(e.clone()),
@@ -311,7 +434,7 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
             None if self.done() => Err(Error::invalid_state("result was already taken")),
             None => Err(Error::invalid_state("exception is not set")),
         };
-        self.value.set(value);
+        self.set_value(value);
         out
     }
 
@@ -429,7 +552,7 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
     }
 
     pub(crate) fn describe(&self) -> String {
-        let state = match self.status.get() {
+        let state = match self.status() {
             Status::Pending => "pending",
             Status::Finished => "finished",
             Status::Failed => "finished with an exception",
@@ -475,7 +598,7 @@ impl<T: 'static, B: Tail + 'static> Node for Core<T, B> {
     }
 
     fn status(&self) -> Status {
-        self.status.get()
+        Core::status(self)
     }
 
     fn task_info(&self) -> Option<&TaskInfo> {
@@ -499,10 +622,11 @@ impl<T, B: ?Sized + Tail> Drop for Core<T, B> {
     fn drop(&mut self) {
         // SAFETY: `self` is the core whose tail this is, being dropped.
         unsafe { self.tail.dying(ptr::from_ref(self).cast()) };
-        if self.status.get() != Status::Failed || self.retrieved.get() {
+        let value = self.take_value();
+        if self.status() != Status::Failed || self.flags.retrieved.get() {
             return;
         }
-        let Some(Err(err)) = self.value.get_mut().take() else {
+        let Some(Err(err)) = value else {
             return;
         };
         // asyncio uses the key `future` for tasks too.

@@ -1,5 +1,6 @@
-//! A task's single allocation: the [`Core`] (state, outcome, awaiters), its [`TaskInfo`], and
-//! as the core's tail the [`Body`] (the future itself and the waker state), in one `Rc`. This
+//! A task's single allocation: the [`Core`] (state, outcome, awaiters, and in its [`Flags`] the
+//! step and waker state), its [`TaskInfo`], and as the core's tail the [`Body`] (the future
+//! itself), in one `Rc`. This
 //! file owns the task's `Waker` and its ready-queue entry ([`RawStep`]), both of which are a
 //! pointer to that allocation and a static table of functions.
 //!
@@ -8,7 +9,7 @@
 //! - Reference counts: the `Rc`'s own count, touched only on the loop's thread, is held by the
 //!   handles (`Task`, `AnyTask`, `Rc<dyn Node>`), by each queued step, and by the task's wakers
 //!   *as a group*. Wakers are `Send + Sync`, so they count themselves in the atomic
-//!   [`Body::state`]; the group's one `Rc` count is taken when the task is spawned and given
+//!   [`Flags::wakers`]; the group's one `Rc` count is taken when the task is spawned and given
 //!   back when the last waker goes. Where that happens on another thread, the release is sent
 //!   to the loop with `call_soon_threadsafe` (a closed loop leaks it: better than touching the
 //!   `Rc` off its thread). A task still pending then can never be woken again: it is
@@ -18,13 +19,13 @@
 //!   awaits). So a waker count never climbs back from zero: only an existing waker is cloned,
 //!   and the waker a step lends to the body (`borrowed_waker`) is backed by the task's own.
 //! - The body is pinned where it lives and dropped there (`drop_body`), never moved.
-//! - At most one step is queued at a time: `Body::queued`, set by the wake that queues a step
+//! - At most one step is queued at a time: `Flags::queued`, set by the wake that queues a step
 //!   and cleared when that step starts. A wake on the loop's thread queues the step directly,
 //!   with no allocation and no atomic operation. A wake on another thread sets the `REMOTE`
-//!   bit of `state` (so that a burst of them sends one message) and sends a waker clone
+//!   bit of `wakers` (so that a burst of them sends one message) and sends a waker clone
 //!   through `call_soon_threadsafe`; on the loop, the message clears the bit and wakes the
 //!   task there.
-//! - Other threads touch only `state` and, through the core's `lp`, the loop's `RemoteLoop`
+//! - Other threads touch only `wakers` and, through the core's `lp`, the loop's `RemoteLoop`
 //!   (`EventLoop::remote_ref`: both written before the first waker exists, never again); the
 //!   body, the rest of the core, `queued` and the `Rc`'s count are touched on the loop's
 //!   thread only, and the body is dropped there.
@@ -42,54 +43,41 @@ use std::thread::{self, ThreadId};
 
 use evloop_sched::{EventLoop, RawStep, RemoteLoop, StepVTable};
 
-use crate::core::{Core, Node, Shared, Tail};
+use crate::core::{Core, Flags, Node, Shared, Tail};
 use crate::current::QueuedTasks;
 use crate::step::{self, TaskInfo};
 
 /// A task's core, with its body as the tail.
 pub(crate) type TaskCore<F> = Core<<F as Future>::Output, Body<F>>;
 
-/// Bit 0 of [`Body::state`]: a wake from another thread is on its way to the loop.
+/// Bit 0 of [`Flags::wakers`]: a wake from another thread is on its way to the loop.
 const REMOTE: u32 = 1;
-/// One waker in [`Body::state`]: the count sits above the `REMOTE` bit.
+/// One waker in [`Flags::wakers`]: the count sits above the `REMOTE` bit.
 const WAKER: u32 = 2;
 /// Wakers beyond this many (about a billion) mean a leak of `Waker`s; abort rather than
 /// overflow, as `Arc` does. 32 bits, not a word: a trivial task stays within 120 bytes.
 const MAX_WAKERS: u32 = i32::MAX as u32;
 
-/// The task side of a task's core: its future and its waker state.
+/// The task side of a task's core: its future. Its flags (whether a step is queued, where the
+/// future is in its life, the waker count) are in the core's [`Flags`], which has room for
+/// them (here they would cost a padded word per task).
 pub(crate) struct Body<F> {
-    /// `REMOTE`, plus `WAKER` times the number of live wakers.
-    state: AtomicU32,
-    /// A step of the task is in the ready queue (or is the unstarted first step).
-    queued: Cell<bool>,
-    /// Whether `fut` holds the future. A flag of its own rather than an `Option<F>`: an async
-    /// block offers no niche, so the `Option` would cost a whole word per task.
-    life: Cell<Life>,
-    /// The future while `life` is `Live`. Pinned: it is never moved out of the allocation, only
-    /// dropped in place (by `drop_body`, or by `Body`'s own destructor if still live then).
+    /// The future while the core's `flags.life` is `Live` (a flag rather than an `Option<F>`:
+    /// an async block offers no niche, so the `Option` would cost a whole word per task).
+    /// Pinned: it is never moved out of the allocation, only dropped in place (by `drop_body`,
+    /// at the latest when the core is dropped: `Tail::dying`).
     fut: UnsafeCell<ManuallyDrop<F>>,
 }
 
 /// Where a task's future is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Life {
+pub(crate) enum Life {
     /// In `fut`, to be polled.
     Live,
     /// Its destructor is running: a re-entrant look at the body finds it gone.
     Dropping,
     /// Finished, panicked or dropped by a cancellation: `fut` holds nothing.
     Gone,
-}
-
-impl<F> Drop for Body<F> {
-    fn drop(&mut self) {
-        if self.life.replace(Life::Gone) == Life::Live {
-            // SAFETY: the future is live (never dropped, never moved out), and `life` now says
-            // it is gone, so this is its one drop, in place.
-            unsafe { ManuallyDrop::drop(self.fut.get_mut()) }
-        }
-    }
 }
 
 thread_local! {
@@ -122,13 +110,12 @@ where
     F::Output: 'static,
 {
     let body = Body {
-        // The task's own waker, and its first step, which counts as a wake.
-        state: AtomicU32::new(WAKER),
-        queued: Cell::new(true),
-        life: Cell::new(Life::Live),
         fut: UnsafeCell::new(ManuallyDrop::new(fut)),
     };
-    let core: Rc<TaskCore<F>> = Rc::new(Core::with_tail(lp.clone(), Some(TaskInfo::new()), body));
+    // The task's own waker, and its first step, which counts as a wake.
+    let flags = Flags::new(true, Life::Live, WAKER);
+    let info = Some(TaskInfo::new());
+    let core: Rc<TaskCore<F>> = Rc::new(Core::with_tail(lp.clone(), flags, info, body));
     // One count for the wakers as a group (the task's own waker is its first member), one for
     // the first step.
     // The group's count: given back by the last waker (`drop_waker`).
@@ -197,7 +184,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    core.tail.queued.set(false);
+    core.flags.queued.set(false);
 }
 
 /// True while the task's body is there (not finished, not dropped).
@@ -207,7 +194,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    core.tail.life.get() == Life::Live
+    core.flags.life.get() == Life::Live
 }
 
 /// True while the task holds its own waker.
@@ -227,7 +214,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    if core.tail.life.get() != Life::Live {
+    if core.flags.life.get() != Life::Live {
         unreachable!("the caller checked that the body is there");
     }
     // SAFETY: the future is live (above), lives in the `Rc`'s allocation, which never moves,
@@ -260,8 +247,8 @@ where
     if !has_body(core) {
         return;
     }
-    core.tail.life.set(Life::Dropping);
-    let _gone = MarkGone(&core.tail.life);
+    core.flags.life.set(Life::Dropping);
+    let _gone = MarkGone(&core.flags.life);
     // SAFETY: as in `poll_body`: not called while the body is being polled, and during the
     // destructor `Dropping` keeps every other path away from the slot. The future was live,
     // is dropped where it is pinned, and `MarkGone` then records that it is gone, also if
@@ -334,7 +321,7 @@ where
     /// `ptr` points to a live task core of this `F` (any thread may call this).
     unsafe fn state<'a>(ptr: *const ()) -> &'a AtomicU32 {
         // SAFETY: the caller's contract; only the atomic is borrowed.
-        unsafe { &(*ptr.cast::<TaskCore<F>>()).tail.state }
+        unsafe { &(*ptr.cast::<TaskCore<F>>()).flags.wakers }
     }
 
     /// The flag of the task's own waker, for the task at `ptr`.
@@ -354,7 +341,7 @@ where
     ///
     /// # Safety
     ///
-    /// As [`Body::state`]. The reference is good while the caller keeps the task alive (the
+    /// As [`Flags::wakers`]. The reference is good while the caller keeps the task alive (the
     /// task holds its loop).
     unsafe fn remote<'a>(ptr: *const ()) -> &'a RemoteLoop {
         // SAFETY: the caller's contract keeps the core alive, and with it the loop its `lp`
@@ -432,7 +419,7 @@ where
         // SAFETY: the caller's contract: on the loop's thread, the `Rc` is alive; the step
         // owns the count taken here, which `run_step` or `drop_step` gives back once.
         unsafe {
-            if (*core).tail.queued.replace(true) {
+            if (*core).flags.queued.replace(true) {
                 // A step is queued already; it will poll the body.
                 return;
             }
@@ -490,7 +477,7 @@ where
         // SAFETY: the caller's contract: the count is taken over here.
         let core = unsafe { Rc::from_raw(ptr.as_ptr().cast_const().cast::<TaskCore<F>>()) };
         // Cleared before the poll: a wake during it queues the next step.
-        core.tail.queued.set(false);
+        core.flags.queued.set(false);
         step::run(&core);
     }
 
@@ -601,5 +588,8 @@ where
         // SAFETY: the caller's contract: the core being dropped, of this type.
         let core = unsafe { &*core.cast::<TaskCore<F>>() };
         step::dying(core);
+        // A body still there now (a core completed some other way than by its steps) is
+        // dropped with the core, in place.
+        drop_body(core);
     }
 }

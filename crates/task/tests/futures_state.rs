@@ -176,3 +176,46 @@ fn create_future_works_on_a_closed_loop() -> TestResult {
     f.add_done_callback(|_| panic!("must not run"));
     Ok(())
 }
+
+// Ours: the outcome slot has no `Option` word (its fullness is a bit of the core's phase), so
+// the value must still be dropped exactly once on every path: never taken, taken, read by
+// `result()` (a clone), and failed.
+#[test]
+fn an_outcome_is_dropped_exactly_once_whichever_way_it_leaves() -> TestResult {
+    use std::rc::Rc;
+
+    let lp = EventLoop::new()?;
+    let value = Rc::new(());
+
+    // Never taken: dropped with the future.
+    let f = lp.create_future::<Rc<()>>();
+    f.set_result(value.clone())?;
+    assert_eq!(Rc::strong_count(&value), 2);
+    drop(f);
+    assert_eq!(Rc::strong_count(&value), 1);
+
+    // Read by clone, then taken: the future keeps nothing once taken.
+    let f = lp.create_future::<Rc<()>>();
+    f.set_result(value.clone())?;
+    let copy = f.result()?;
+    assert_eq!(Rc::strong_count(&value), 3);
+    let taken = f.take_result()?;
+    assert!(f.take_result().is_err_and(|e| e.is_invalid_state()));
+    drop(f);
+    assert_eq!(Rc::strong_count(&value), 3);
+    drop((copy, taken));
+    assert_eq!(Rc::strong_count(&value), 1);
+
+    // A task's outcome, awaited by another task, and one never awaited.
+    let v2 = value.clone();
+    let t = lp.create_task(async move { v2 })?;
+    let v3 = value.clone();
+    let unawaited = lp.create_task(async move { v3 })?;
+    let got = lp.run_until_complete(t)??;
+    assert!(unawaited.done());
+    assert_eq!(Rc::strong_count(&value), 3);
+    drop((got, unawaited));
+    assert_eq!(Rc::strong_count(&value), 1);
+    lp.close()?;
+    Ok(())
+}

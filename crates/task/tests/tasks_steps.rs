@@ -132,23 +132,26 @@ fn close_drops_a_queued_step_on_the_loop_thread_and_the_task_ends_cancelled() ->
     Ok(())
 }
 
-#[test]
-fn a_spawned_trivial_task_costs_one_allocation_of_at_most_120_bytes() -> TestResult {
+/// Allocations and bytes for spawning `N` tasks made by `make` (after a warm-up round, so that
+/// the ready queue has grown to `N` entries once).
+fn spawn_cost<F>(make: impl Fn() -> F + 'static) -> Result<(usize, usize), Box<dyn StdError>>
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
     const N: usize = 1_000;
     let lp = EventLoop::new()?;
     let lp2 = lp.clone();
     let (allocs, bytes) = lp.run_until_complete(async move {
         let mut tasks = Vec::with_capacity(N);
-        // Warm up: the ready queue and the task registry grow to N entries once.
         for _ in 0..N {
-            tasks.push(lp2.create_task(async {})?);
+            tasks.push(lp2.create_task(make())?);
         }
         for t in tasks.drain(..) {
             t.await?;
         }
         let before = allocated();
         for _ in 0..N {
-            tasks.push(lp2.create_task(async {})?);
+            tasks.push(lp2.create_task(make())?);
         }
         let after = allocated();
         for t in tasks.drain(..) {
@@ -156,11 +159,27 @@ fn a_spawned_trivial_task_costs_one_allocation_of_at_most_120_bytes() -> TestRes
         }
         Ok::<_, evloop_task::Error>((after.0 - before.0, after.1 - before.1))
     })??;
+    lp.close()?;
+    Ok((allocs / N, bytes / N))
+}
+
+#[test]
+fn a_spawned_trivial_task_costs_one_allocation_of_at_most_120_bytes() -> TestResult {
     // One allocation holds the task's state, its future and its waker state; the step itself
     // is queued without one. At most 120 bytes on 64-bit targets (issue 4 asks for 128; 120
     // is what glibc serves from a 128-byte chunk, header included).
-    assert_eq!(allocs, N, "allocations per task");
-    assert!(bytes <= 120 * N, "{} bytes per task", bytes / N);
+    let (allocs, bytes) = spawn_cost(|| async {})?;
+    assert_eq!(allocs, 1, "allocations per task");
+    assert!(bytes <= 120, "{bytes} bytes per task");
+    // A future that captures a pointer (16 bytes with its state) still fits: the core's flags
+    // share one word, and its outcome slot has no `Option` word.
+    let counter = Rc::new(Cell::new(0_u32));
+    let (allocs, bytes) = spawn_cost(move || {
+        let c = counter.clone();
+        async move { c.set(c.get() + 1) }
+    })?;
+    assert_eq!(allocs, 1, "allocations per capturing task");
+    assert!(bytes <= 120, "{bytes} bytes per capturing task");
     Ok(())
 }
 
