@@ -23,7 +23,8 @@ use evloop_timer::{TimerKey, TimerWheel};
 
 use crate::clock::{self, Deadline, Delay, NEVER};
 use crate::exception::{Context, default_exception_handler};
-use crate::handle::{Callback, Entry, Handle, Job, Once, TimerHandle, arrived};
+use crate::handle::{Callback, Handle, Once, TimerHandle, arrived};
+use crate::job::{Job, JobKind};
 use crate::remote::{RemoteLoop, Shared};
 use crate::step::RawStep;
 use crate::{Error, running};
@@ -59,7 +60,9 @@ pub(crate) struct Inner {
     pub(crate) stopping: Cell<bool>,
     /// Callbacks and steps to run on the next iteration, FIFO.
     pub(crate) ready: RefCell<VecDeque<Job>>,
-    pub(crate) timers: RefCell<TimerWheel<Entry>>,
+    /// Timer callbacks, kept as the [`Job`]s they become when they expire (two words, like the
+    /// `Entry` they stand for, and moved to the ready queue as they are).
+    pub(crate) timers: RefCell<TimerWheel<Job>>,
     /// `None` once the loop is closed.
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) events: RefCell<Vec<Ready>>,
@@ -81,8 +84,8 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn cancel_timer(&self, key: TimerKey) {
         // Dropped after the borrow ends; the closure was already dropped by `Handle::cancel`.
-        let entry = self.timers.borrow_mut().cancel(key);
-        drop(entry);
+        let job = self.timers.borrow_mut().cancel(key);
+        drop(job);
     }
 
     #[inline]
@@ -346,13 +349,13 @@ impl EventLoop {
         inner.remote.shared.queue.close();
         let mut dropped: Vec<Job> = Vec::new();
         while let Ok(cb) = inner.remote.shared.queue.pop() {
-            dropped.push(arrived(cb).into());
+            dropped.push(arrived(cb));
         }
         dropped.extend(inner.ready.borrow_mut().drain(..));
         {
             let mut timers = inner.timers.borrow_mut();
-            while let Some((_, entry)) = timers.pop_expired(NEVER) {
-                dropped.push(entry.into());
+            while let Some((_, job)) = timers.pop_expired(NEVER) {
+                dropped.push(job);
             }
         }
         let watches: Vec<(RawFd, Watch)> = inner.watches.borrow_mut().drain().collect();
@@ -374,9 +377,9 @@ impl EventLoop {
         // dropped, each as its turn comes, so a step's destructor sees the callbacks before it
         // cancelled and those after it still pending, as it would have at run time.
         for job in dropped {
-            match job {
-                Job::Callback(entry) => entry.cancel(),
-                Job::Step(step) => drop(step),
+            match job.into_kind() {
+                JobKind::Callback(entry) => entry.cancel(),
+                JobKind::Step(step) => drop(step),
             }
         }
         for (_, watch) in watches {
@@ -477,12 +480,11 @@ impl EventLoop {
     #[track_caller]
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Result<Handle, Error> {
         self.check_open()?;
-        let entry = Once::new_entry(f, Location::caller());
-        self.inner
-            .ready
-            .borrow_mut()
-            .push_back(Job::Callback(entry.clone()));
-        Ok(Handle { entry })
+        let rc = Once::new_rc(f, Location::caller());
+        // The job is made from the concrete `Rc<Once<_>>`: no virtual call to erase it.
+        let job = Job::callback(rc.clone());
+        self.inner.ready.borrow_mut().push_back(job);
+        Ok(Handle { entry: rc })
     }
 
     /// Queues `step` to run on a later iteration, in the same FIFO as
@@ -502,7 +504,7 @@ impl EventLoop {
             drop(step);
             return Err(Error::closed());
         }
-        self.inner.ready.borrow_mut().push_back(Job::Step(step));
+        self.inner.ready.borrow_mut().push_back(Job::step(step));
         Ok(())
     }
 
@@ -539,9 +541,7 @@ impl EventLoop {
     /// ```
     pub fn inspect_queued_steps(&self, sink: &mut dyn Any) {
         for job in self.inner.ready.borrow().iter() {
-            if let Job::Step(step) = job {
-                step.inspect(sink);
-            }
+            job.inspect_step(sink);
         }
     }
 
@@ -646,14 +646,14 @@ impl EventLoop {
         f: impl FnOnce() + 'static,
         location: &'static Location<'static>,
     ) -> TimerHandle {
-        let entry = Once::new_entry(f, location);
+        let rc = Once::new_rc(f, location);
         let key = self
             .inner
             .timers
             .borrow_mut()
-            .insert(deadline, entry.clone());
+            .insert(deadline, Job::callback(rc.clone()));
         TimerHandle {
-            handle: Handle { entry },
+            handle: Handle { entry: rc },
             deadline,
             key,
             owner: Rc::downgrade(&self.inner),

@@ -6,8 +6,11 @@
 //! callbacks submitted from other threads. Cancelling drops the closure at once, so whatever it
 //! captured is released then and there, not when the queue gets round to it.
 //!
-//! The ready queue holds [`Job`]s: such a callback, or a [`RawStep`] (a task's step from the
-//! crates above), which has no handle and costs no allocation to queue.
+//! The ready queue holds [`Job`]s: such a callback, or a [`RawStep`](crate::RawStep) (a task's
+//! step from the crates above), which has no handle and costs no allocation to queue. A `Job` is
+//! two words (see [`crate::job`]): a callback sits in it as `Rc::into_raw` of its concrete type
+//! plus a vtable made for that type, which turns it back into an [`Entry`] when it is needed
+//! whole. [`Callback::into_job`] makes that job from an `Entry` whose type is already erased.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -20,7 +23,7 @@ use evloop_timer::TimerKey;
 
 use crate::clock;
 use crate::event_loop::Inner;
-use crate::step::RawStep;
+use crate::job::Job;
 
 /// What a handle does when the loop runs it.
 pub(crate) trait Callback {
@@ -31,6 +34,9 @@ pub(crate) trait Callback {
     fn cancel(&self);
     fn cancelled(&self) -> bool;
     fn location(&self) -> &'static Location<'static>;
+    /// The ready-queue job of this callback, owning the count `self` held. Every implementation
+    /// is `Job::callback(self)`: it names the concrete type, whose vtable the job stores.
+    fn into_job(self: Rc<Self>) -> Job;
 }
 
 /// A callback submitted from another thread.
@@ -49,7 +55,8 @@ pub(crate) struct Once<F> {
 }
 
 impl<F: FnOnce() + 'static> Once<F> {
-    pub(crate) fn new_entry(f: F, location: &'static Location<'static>) -> Entry {
+    /// The callback, with its concrete type (for [`Job::callback`]).
+    pub(crate) fn new_rc(f: F, location: &'static Location<'static>) -> Rc<Once<F>> {
         Rc::new(Once {
             cancelled: Cell::new(false),
             location,
@@ -58,7 +65,7 @@ impl<F: FnOnce() + 'static> Once<F> {
     }
 }
 
-impl<F: FnOnce()> Callback for Once<F> {
+impl<F: FnOnce() + 'static> Callback for Once<F> {
     fn run(&self) {
         if let Some(f) = self.f.take() {
             f();
@@ -77,6 +84,10 @@ impl<F: FnOnce()> Callback for Once<F> {
 
     fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    fn into_job(self: Rc<Self>) -> Job {
+        Job::callback(self)
     }
 }
 
@@ -97,7 +108,7 @@ impl<F: FnMut() + 'static> Repeating<F> {
     }
 }
 
-impl<F: FnMut()> Callback for Repeating<F> {
+impl<F: FnMut() + 'static> Callback for Repeating<F> {
     fn run(&self) {
         if self.cancelled.get() {
             return;
@@ -131,6 +142,10 @@ impl<F: FnMut()> Callback for Repeating<F> {
 
     fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    fn into_job(self: Rc<Self>) -> Job {
+        Job::callback(self)
     }
 }
 
@@ -204,28 +219,19 @@ impl Callback for Arrived {
     fn location(&self) -> &'static Location<'static> {
         self.0.location()
     }
-}
 
-/// A callback with a handle: what the timer wheel and fd watches hold, and most of the ready
-/// queue.
-pub(crate) type Entry = Rc<dyn Callback>;
-
-/// One entry of the ready queue: a callback, or a bare step (which has no handle to cancel it
-/// and costs no allocation to queue).
-pub(crate) enum Job {
-    Callback(Entry),
-    Step(RawStep),
-}
-
-impl From<Entry> for Job {
-    fn from(entry: Entry) -> Job {
-        Job::Callback(entry)
+    fn into_job(self: Rc<Self>) -> Job {
+        Job::callback(self)
     }
 }
 
-/// The ready-queue entry of a callback that arrived from another thread.
-pub(crate) fn arrived(cb: Arc<dyn RemoteCallback>) -> Entry {
-    Rc::new(Arrived(cb))
+/// A callback with a handle: what a `Handle`, the fd watches and the signal handlers hold. The
+/// ready queue and the timer wheel hold it as a [`Job`] (see [`Callback::into_job`]).
+pub(crate) type Entry = Rc<dyn Callback>;
+
+/// The ready-queue job of a callback that arrived from another thread.
+pub(crate) fn arrived(cb: Arc<dyn RemoteCallback>) -> Job {
+    Job::callback(Rc::new(Arrived(cb)))
 }
 
 /// A callback scheduled on the loop, as returned by
@@ -384,12 +390,13 @@ mod tests {
     use super::*;
 
     /// A pending `Handle` costs its `Rc` allocation (two counts, the flag, the creation site,
-    /// the closure) plus one ready-queue slot: at most 64 bytes besides what the closure captures.
+    /// the closure) plus one ready-queue slot (a [`Job`], two words): at most 64 bytes besides
+    /// what the closure captures (48 on a 64-bit target).
     #[test]
     fn a_pending_handle_costs_at_most_64_bytes_plus_its_closure() {
         let rc_counts = 2 * size_of::<usize>();
         let capture_free = rc_counts + size_of::<Once<()>>() + size_of::<Job>();
         assert!(capture_free <= 64, "{capture_free} bytes");
-        assert_eq!(size_of::<Job>(), 24);
+        assert_eq!(size_of::<Job>(), 16);
     }
 }

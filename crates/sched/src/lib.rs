@@ -30,6 +30,7 @@ mod event_loop;
 mod exception;
 mod handle;
 mod io;
+mod job;
 mod remote;
 mod running;
 mod step;

@@ -98,10 +98,7 @@ impl RemoteLoop {
         let cb = RemoteOnce::new_arc(f, Location::caller());
         let local = running::with_current(|lp| match lp {
             Some(lp) if Arc::ptr_eq(&lp.inner.remote.shared, &self.shared) => {
-                lp.inner
-                    .ready
-                    .borrow_mut()
-                    .push_back(arrived(cb.clone()).into());
+                lp.inner.ready.borrow_mut().push_back(arrived(cb.clone()));
                 true
             }
             _ => false,

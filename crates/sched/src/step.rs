@@ -104,13 +104,13 @@ impl RawStep {
 }
 
 impl RawStep {
-    /// Shows the step to `sink` through its vtable's `inspect`, if it has one.
-    pub(crate) fn inspect(&self, sink: &mut dyn Any) {
-        if let Some(inspect) = self.vtable.inspect {
-            // SAFETY: `new`'s contract: the step is unconsumed (it is borrowed here), and this
-            // is its thread (a `RawStep` is `!Send`).
-            unsafe { inspect(self.ptr, sink) }
-        }
+    /// Takes the step apart without calling either function: the caller takes over `new`'s
+    /// contract for the pointer (the ready queue's [`Job`](crate::job::Job) does, to store a
+    /// step in two words).
+    #[inline]
+    pub(crate) fn into_raw(self) -> (NonNull<()>, &'static StepVTable) {
+        let this = ManuallyDrop::new(self);
+        (this.ptr, this.vtable)
     }
 }
 

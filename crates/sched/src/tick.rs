@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use crate::EventLoop;
 use crate::clock::{self, MAX_POLL_TIMEOUT};
 use crate::exception::{Context, Exception};
-use crate::handle::{Entry, Handle, Job, arrived};
+use crate::handle::{Entry, Handle, arrived};
+use crate::job::{Job, JobKind};
 use crate::step::RawStep;
 
 /// The most consecutive iterations that may skip the I/O poll because callbacks were ready: I/O
@@ -107,18 +108,18 @@ impl EventLoop {
                 };
                 if event.readable {
                     if let Some(reader) = &watch.reader {
-                        ready.push_back(Job::Callback(reader.clone()));
+                        ready.push_back(reader.clone().into_job());
                     }
                 }
                 if event.writable {
                     if let Some(writer) = &watch.writer {
-                        ready.push_back(Job::Callback(writer.clone()));
+                        ready.push_back(writer.clone().into_job());
                     }
                 }
             }
             for sig in &signals {
                 if let Some(handler) = handlers.get(sig) {
-                    ready.push_back(Job::Callback(handler.clone()));
+                    ready.push_back(handler.clone().into_job());
                 }
             }
         }
@@ -141,7 +142,7 @@ impl EventLoop {
         // Bounded by the length seen now, so a producer that never stops cannot starve the loop.
         for _ in 0..queue.len() {
             match queue.pop() {
-                Ok(cb) => ready.push_back(Job::Callback(arrived(cb))),
+                Ok(cb) => ready.push_back(arrived(cb)),
                 Err(_) => break,
             }
         }
@@ -154,8 +155,8 @@ impl EventLoop {
         }
         let now = clock::now_ns();
         let mut ready = self.inner.ready.borrow_mut();
-        while let Some((_, entry)) = timers.pop_expired(now) {
-            ready.push_back(Job::Callback(entry));
+        while let Some((_, job)) = timers.pop_expired(now) {
+            ready.push_back(job);
         }
     }
 
@@ -173,7 +174,7 @@ impl EventLoop {
 
     /// After a burst: gives back the ready queue's memory, unless the queue is still about as
     /// long. A `VecDeque` never shrinks by itself, so a million callbacks scheduled once would
-    /// otherwise keep 24 MiB for the loop's lifetime, and every later push and pop would walk
+    /// otherwise keep 16 MiB for the loop's lifetime, and every later push and pop would walk
     /// that whole ring, a new cache line every few entries.
     #[cold]
     fn shrink_ready(&self) {
@@ -191,7 +192,7 @@ impl EventLoop {
         let ready = &self.inner.ready;
         let mut left = n;
         // The callback running now, to name in a panic report (a step has no handle; it is
-        // consumed by running it).
+        // consumed by running it). `Job::run` keeps it up to date.
         let mut current: Option<Entry> = None;
         while left > 0 {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -202,19 +203,10 @@ impl EventLoop {
                         left = 0;
                         break;
                     };
-                    match job {
-                        Job::Callback(entry) => {
-                            let entry = current.insert(entry);
-                            if debug {
-                                self.run_timed(entry);
-                            } else {
-                                entry.run();
-                            }
-                        }
-                        Job::Step(step) => {
-                            current = None;
-                            self.run_step(step, debug);
-                        }
+                    if debug {
+                        self.run_job_timed(job, &mut current);
+                    } else {
+                        job.run(&mut current);
                     }
                 }
             }));
@@ -237,8 +229,19 @@ impl EventLoop {
         }
     }
 
-    /// Debug mode: runs `entry` and warns if it took longer than the slow-callback threshold.
+    /// Debug mode: runs `job` timed, keeping `current` as [`Job::run`] does.
     #[cold]
+    fn run_job_timed(&self, job: Job, current: &mut Option<Entry>) {
+        match job.into_kind() {
+            JobKind::Callback(entry) => self.run_timed(current.insert(entry)),
+            JobKind::Step(step) => {
+                *current = None;
+                self.run_step_timed(step);
+            }
+        }
+    }
+
+    /// Debug mode: runs `entry` and warns if it took longer than the slow-callback threshold.
     fn run_timed(&self, entry: &Entry) {
         let start = Instant::now();
         entry.run();
@@ -253,19 +256,7 @@ impl EventLoop {
         }
     }
 
-    /// Runs a step. Kept out of line, so that the callback path of `run_batch` stays as lean
-    /// as it was before steps shared the queue.
-    #[inline(never)]
-    fn run_step(&self, step: RawStep, debug: bool) {
-        if debug {
-            self.run_step_timed(step);
-        } else {
-            step.run();
-        }
-    }
-
     /// Debug mode: as [`run_timed`](EventLoop::run_timed), for a step.
-    #[cold]
     fn run_step_timed(&self, step: RawStep) {
         let start = Instant::now();
         step.run();
