@@ -237,12 +237,27 @@ mod tests {
         static INSPECTED: Cell<u32> = const { Cell::new(0) };
     }
 
+    /// Counts a run.
+    ///
+    /// # Safety
+    ///
+    /// None needed: the pointer is never dereferenced (`unsafe` only to fit `StepVTable`).
     unsafe fn run(_: NonNull<()>) {
         RAN.with(|n| n.set(n.get() + 1));
     }
+    /// Counts a drop.
+    ///
+    /// # Safety
+    ///
+    /// As [`run`].
     unsafe fn release(_: NonNull<()>) {
         DROPPED.with(|n| n.set(n.get() + 1));
     }
+    /// Counts a look.
+    ///
+    /// # Safety
+    ///
+    /// As [`run`].
     unsafe fn inspect(_: NonNull<()>, _: &mut dyn Any) {
         INSPECTED.with(|n| n.set(n.get() + 1));
     }

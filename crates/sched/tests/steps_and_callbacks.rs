@@ -59,6 +59,11 @@ unsafe fn take_probe(ptr: NonNull<()>) -> Rc<Probe> {
     unsafe { Rc::from_raw(ptr.as_ptr().cast_const().cast::<Probe>()) }
 }
 
+/// Runs the probe: records it, and panics if it is made to.
+///
+/// # Safety
+///
+/// As [`take_probe`].
 unsafe fn run_probe(ptr: NonNull<()>) {
     // SAFETY: `PROBE`'s functions get the pointer of `queue_step`, once.
     let probe = unsafe { take_probe(ptr) };
@@ -68,6 +73,11 @@ unsafe fn run_probe(ptr: NonNull<()>) {
     }
 }
 
+/// Drops the probe unrun, and records it.
+///
+/// # Safety
+///
+/// As [`take_probe`].
 unsafe fn drop_probe(ptr: NonNull<()>) {
     // SAFETY: as in `run_probe`.
     let probe = unsafe { take_probe(ptr) };
@@ -75,6 +85,10 @@ unsafe fn drop_probe(ptr: NonNull<()>) {
 }
 
 /// Adds the step's name to a `Vec<&str>` sink.
+///
+/// # Safety
+///
+/// `ptr` is the pointer of a queued probe step (its count keeps the `Probe` alive).
 unsafe fn inspect_probe(ptr: NonNull<()>, sink: &mut dyn Any) {
     // SAFETY: the step is queued, so its count keeps the `Probe` alive; it is only borrowed.
     let probe = unsafe { ptr.cast::<Probe>().as_ref() };
