@@ -33,12 +33,14 @@ pub struct CallbackId(u64);
 /// Process-wide, so an id from one future never matches a callback of another.
 static NEXT_CALLBACK: AtomicU64 = AtomicU64::new(1);
 
+/// Where a future is. Its discriminant is the low two bits of a [`Phase`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 pub(crate) enum Status {
-    Pending,
-    Finished,
-    Failed,
-    Cancelled,
+    Pending = 0,
+    Finished = 1,
+    Failed = 2,
+    Cancelled = 3,
 }
 
 /// A core's [`Status`] and whether its outcome slot is filled, in one byte.
@@ -60,16 +62,10 @@ impl Phase {
         }
     }
 
-    /// `status`, with the slot filled.
+    /// `status`, with the slot as it was.
     #[inline]
-    fn filled_with(status: Status) -> Phase {
-        let bits = match status {
-            Status::Pending => 0,
-            Status::Finished => 1,
-            Status::Failed => 2,
-            Status::Cancelled => 3,
-        };
-        Phase(bits | Phase::FILLED)
+    fn with_status(self, status: Status) -> Phase {
+        Phase((self.0 & Phase::FILLED) | status as u8)
     }
 
     #[inline]
@@ -299,10 +295,10 @@ impl<T, B: ?Sized + Tail> Core<T, B> {
             return None;
         }
         self.flags.phase.set(phase.with_filled(false));
-        // SAFETY: the slot was filled (the phase says so: only `set_value` and `complete` fill
-        // it, and they write the value before they say so), and
-        // the phase now says empty, so the value is moved out exactly once. No reference into
-        // the slot exists (it is never borrowed), and a core stays on its loop's thread.
+        // SAFETY: the slot was filled (the phase says so, and only `set_value` says so, after
+        // writing the value), and the phase now says empty, so the value is moved out exactly
+        // once. No reference into the slot exists (it is never borrowed), and a core stays on
+        // its loop's thread.
         Some(unsafe { (*self.value.get()).assume_init_read() })
     }
 
@@ -338,10 +334,10 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
             Err(e) if e.is_cancelled() => Status::Cancelled,
             Err(_) => Status::Failed,
         };
-        // SAFETY: as in `set_value`: the slot of a pending core is empty, so nothing is
-        // overwritten (or leaked).
-        unsafe { (*self.value.get()).write(outcome) };
-        self.flags.phase.set(Phase::filled_with(status));
+        let phase = self.flags.phase.get();
+        self.flags.phase.set(phase.with_status(status));
+        // The slot of a pending core is empty: nothing is dropped here.
+        self.set_value(Some(outcome));
         if self.task.is_some() {
             // SAFETY: `self` is a live `Rc`, on the loop's thread (a core is `!Send`).
             unsafe { self.tail.finish_task(Rc::as_ptr(self).cast()) };
