@@ -1,8 +1,8 @@
 //! A task's single allocation: the [`Core`] (state, outcome, awaiters, and in its [`Flags`] the
 //! step and waker state), its [`TaskInfo`], and as the core's tail the [`Body`] (the future
-//! itself), in one `Rc`. This
-//! file owns the task's `Waker` and its ready-queue entry ([`RawStep`]), both of which are a
-//! pointer to that allocation and a static table of functions.
+//! itself), in one `Rc`. This file owns the task's `Waker` and its ready-queue entry
+//! ([`RawStep`]), both of which are a pointer to that allocation and a static table of
+//! functions.
 //!
 //! # Ground rules
 //!
@@ -116,9 +116,8 @@ where
     let flags = Flags::new(true, Life::Live, WAKER);
     let info = Some(TaskInfo::new());
     let core: Rc<TaskCore<F>> = Rc::new(Core::with_tail(lp.clone(), flags, info, body));
-    // One count for the wakers as a group (the task's own waker is its first member), one for
-    // the first step.
-    // The group's count: given back by the last waker (`drop_waker`).
+    // One count for the wakers as a group (the task's own waker is its first member), given
+    // back by the last waker (`drop_waker`), and one for the first step.
     std::mem::forget(core.clone());
     let first = FirstStep {
         ptr: nonnull(Rc::into_raw(core.clone())),
