@@ -92,15 +92,6 @@ impl RawStep {
     pub unsafe fn new(ptr: NonNull<()>, vtable: &'static StepVTable) -> RawStep {
         RawStep { ptr, vtable }
     }
-
-    /// Runs the work (consuming the step, so its `drop` function is not called).
-    #[inline]
-    pub(crate) fn run(self) {
-        let this = ManuallyDrop::new(self);
-        // SAFETY: `new`'s contract; `this` is never dropped, so `run` is the one call made with
-        // this pointer, and a panic inside it leaves nothing to release twice.
-        unsafe { (this.vtable.run)(this.ptr) }
-    }
 }
 
 impl RawStep {

@@ -26,8 +26,7 @@ use crate::EventLoop;
 use crate::clock::{self, MAX_POLL_TIMEOUT};
 use crate::exception::{Context, Exception};
 use crate::handle::{Entry, Handle, arrived};
-use crate::job::{Job, JobKind};
-use crate::step::RawStep;
+use crate::job::Job;
 
 /// The most consecutive iterations that may skip the I/O poll because callbacks were ready: I/O
 /// is looked at on at least one iteration in `MAX_SKIPPED_POLLS + 1` = 64.
@@ -229,44 +228,24 @@ impl EventLoop {
         }
     }
 
-    /// Debug mode: runs `job` timed, keeping `current` as [`Job::run`] does.
+    /// Debug mode: runs `job` as [`Job::run`] does, and warns if it took longer than the
+    /// slow-callback threshold, naming the callback (left in `current`) or the step.
     #[cold]
     fn run_job_timed(&self, job: Job, current: &mut Option<Entry>) {
-        match job.into_kind() {
-            JobKind::Callback(entry) => self.run_timed(current.insert(entry)),
-            JobKind::Step(step) => {
-                *current = None;
-                self.run_step_timed(step);
-            }
-        }
-    }
-
-    /// Debug mode: runs `entry` and warns if it took longer than the slow-callback threshold.
-    fn run_timed(&self, entry: &Entry) {
         let start = Instant::now();
-        entry.run();
+        job.run(current);
         let took = start.elapsed();
-        if took >= self.inner.slow_callback.get() {
-            log::warn!(
-                target: "evloop",
-                "Executing <Handle created at {}> took {:.3} seconds",
-                entry.location(),
-                took.as_secs_f64()
-            );
+        if took < self.inner.slow_callback.get() {
+            return;
         }
-    }
-
-    /// Debug mode: as [`run_timed`](EventLoop::run_timed), for a step.
-    fn run_step_timed(&self, step: RawStep) {
-        let start = Instant::now();
-        step.run();
-        let took = start.elapsed();
-        if took >= self.inner.slow_callback.get() {
-            log::warn!(
+        let secs = took.as_secs_f64();
+        match current {
+            Some(entry) => log::warn!(
                 target: "evloop",
-                "Executing <queued step> took {:.3} seconds",
-                took.as_secs_f64()
-            );
+                "Executing <Handle created at {}> took {secs:.3} seconds",
+                entry.location()
+            ),
+            None => log::warn!(target: "evloop", "Executing <queued step> took {secs:.3} seconds"),
         }
     }
 }
