@@ -4,7 +4,7 @@ mod util;
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
@@ -81,17 +81,29 @@ fn bad_fds_are_clear_errors() -> io::Result<()> {
         io::ErrorKind::InvalidInput
     );
 
-    // An fd that is not open: EBADF from epoll.
-    let (a, _b) = UnixStream::pair()?;
-    let raw = a.into_raw_fd();
-    // SAFETY: `raw` came from into_raw_fd above and is closed exactly once, here.
-    unsafe { libc::close(raw) };
+    // An fd that is not open: EBADF from epoll. Not a number we just closed: the other tests of
+    // this binary run on threads of the same process and may be handed that number meanwhile.
+    // The soft limit on open files is a number no fd of this process can have.
+    let raw = never_open_fd()?;
     let err = lp.add_reader(raw, || ()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     assert!(!lp.remove_reader(raw));
     assert!(!lp.remove_writer(-1));
     run_one_iteration(&lp)?;
     Ok(())
+}
+
+/// The soft `RLIMIT_NOFILE`: every fd this process opens is below it, so epoll answers EBADF.
+fn never_open_fd() -> io::Result<RawFd> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(RawFd::try_from(limit.rlim_cur).unwrap_or(RawFd::MAX))
 }
 
 // An fd closed while it is watched is dropped from the set; the loop carries on.
