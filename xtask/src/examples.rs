@@ -398,9 +398,24 @@ mod tests {
     use super::*;
 
     /// A shell script stands in for an example binary.
+    ///
+    /// The script gets SIGINT at its default: a shell cannot `trap` a signal it was started
+    /// with ignored, and a command run in the background (`cargo xtask ci &`) starts with
+    /// SIGINT ignored, which a real example overrides with its own handler but `sh` cannot.
     fn sh(script: &str, timeout: Duration) -> Result<Run> {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new("sh");
         command.args(["-c", script]);
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // `signal`, which is async-signal-safe; it touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         Run::spawn(command, "test", timeout)
     }
 
