@@ -44,5 +44,5 @@ pub use handle::{Handle, RemoteHandle, TimerHandle};
 pub use io::FdClaim;
 pub use remote::RemoteLoop;
 pub use running::get_running_loop;
-pub use step::{RawStep, StepVTable};
+pub use step::{RawStep, StepName, StepVTable};
 pub use tick::MAX_SKIPPED_POLLS;

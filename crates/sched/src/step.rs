@@ -29,12 +29,20 @@ pub struct StepVTable {
     /// Releases the work without running it; it takes ownership of the pointer.
     pub drop: unsafe fn(NonNull<()>),
     /// Shows the queued work to its owner, for
-    /// [`EventLoop::inspect_queued_steps`](crate::EventLoop::inspect_queued_steps): called
-    /// with the pointer (borrowed, not owned) and the caller's sink, which it may downcast and
-    /// fill. It runs while the ready queue is borrowed, so it must not use the loop (doing so
-    /// panics). `None`: the step is not shown.
+    /// [`EventLoop::inspect_queued_steps`](crate::EventLoop::inspect_queued_steps), and to
+    /// debug mode as a [`StepName`] sink just before the step runs: called with the pointer
+    /// (borrowed, not owned) and the caller's sink, which it may downcast and fill. It may run
+    /// while the ready queue is borrowed, so it must not use the loop (doing so panics).
+    /// `None`: the step is not shown.
     pub inspect: Option<unsafe fn(NonNull<()>, &mut dyn Any)>,
 }
+
+/// The sink debug mode hands to a step's [`StepVTable::inspect`] just before running it. A
+/// step that fills it in is called by that name if it runs longer than the slow-callback
+/// threshold (`Executing <Task pending name='Task-3'> took 0.120 seconds`); one that leaves it
+/// empty is `<queued step>`. Outside debug mode it is never made.
+#[derive(Debug, Default)]
+pub struct StepName(pub Option<String>);
 
 /// A unit of work for [`EventLoop::call_soon_step`](crate::EventLoop::call_soon_step): a pointer
 /// and the [`StepVTable`] that runs or drops it. Queueing one allocates nothing.

@@ -27,6 +27,7 @@ use crate::clock::{self, MAX_POLL_TIMEOUT};
 use crate::exception::{Context, Exception};
 use crate::handle::{Entry, Handle, arrived};
 use crate::job::Job;
+use crate::step::StepName;
 
 /// The most consecutive iterations that may skip the I/O poll because callbacks were ready: I/O
 /// is looked at on at least one iteration in `MAX_SKIPPED_POLLS + 1` = 64.
@@ -229,9 +230,12 @@ impl EventLoop {
     }
 
     /// Debug mode: runs `job` as [`Job::run`] does, and warns if it took longer than the
-    /// slow-callback threshold, naming the callback (left in `current`) or the step.
+    /// slow-callback threshold, naming the callback (left in `current`) or the step (by the
+    /// [`StepName`] it gave before it ran: afterwards it may be gone).
     #[cold]
     fn run_job_timed(&self, job: Job, current: &mut Option<Entry>) {
+        let mut name = StepName(None);
+        job.inspect_step(&mut name);
         let start = Instant::now();
         job.run(current);
         let took = start.elapsed();
@@ -245,7 +249,10 @@ impl EventLoop {
                 "Executing <Handle created at {}> took {secs:.3} seconds",
                 entry.location()
             ),
-            None => log::warn!(target: "evloop", "Executing <queued step> took {secs:.3} seconds"),
+            None => {
+                let name = name.0.as_deref().unwrap_or("<queued step>");
+                log::warn!(target: "evloop", "Executing {name} took {secs:.3} seconds");
+            }
         }
     }
 }

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread::{self, ThreadId};
 
-use evloop_sched::{EventLoop, RawStep, RemoteLoop, StepVTable};
+use evloop_sched::{EventLoop, RawStep, RemoteLoop, StepName, StepVTable};
 
 use crate::core::{Core, Flags, Node, Shared, Tail};
 use crate::current::QueuedTasks;
@@ -481,18 +481,24 @@ where
     }
 
     /// Shows a queued step to `all_tasks`: a pending task not in the registry (one whose first
-    /// step is queued) joins the `QueuedTasks` sink.
+    /// step is queued) joins the `QueuedTasks` sink. To debug mode, about to run the step, it
+    /// gives the task's description as the `StepName`.
     ///
     /// # Safety
     ///
     /// On the loop's thread; `ptr` is the pointer of a queued step (it owns a count).
     unsafe fn inspect_step(ptr: NonNull<()>, sink: &mut dyn Any) {
-        let Some(sink) = sink.downcast_mut::<QueuedTasks>() else {
-            return;
-        };
         let core = ptr.as_ptr().cast_const().cast::<TaskCore<F>>();
         // SAFETY: the caller's contract: the step's count keeps the core alive; on its thread.
         let task = unsafe { &*core };
+        if let Some(name) = sink.downcast_mut::<StepName>() {
+            // Debug mode, about to run this step: the name its slow-step warning would give.
+            name.0 = Some(task.describe());
+            return;
+        }
+        let Some(sink) = sink.downcast_mut::<QueuedTasks>() else {
+            return;
+        };
         let unlisted = task.task.as_ref().is_some_and(|info| !info.registered()) && !task.done();
         if unlisted {
             // SAFETY: as above; the new `Rc` owns a count of its own.

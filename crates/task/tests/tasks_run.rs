@@ -390,3 +390,56 @@ fn awaiting_itself_or_another_loops_future_is_an_error() -> TestResult {
     );
     Ok(())
 }
+
+/// Keeps the texts of the warnings logged under the `evloop` target.
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        meta.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target() == "evloop" && record.level() == log::Level::Warn {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static WARNINGS: Warnings = Warnings(std::sync::Mutex::new(Vec::new()));
+
+// CPython: base::…::test_log_slow_callbacks (H45), for a task: asyncio's warning formats the
+// `Task.__step` handle, which names the task. Ours names it as its `Debug` does, as it was
+// when the slow step began.
+#[test]
+fn a_slow_task_step_is_logged_with_the_task_name_in_debug_mode() -> TestResult {
+    log::set_logger(&WARNINGS).map_err(|e| e.to_string())?;
+    log::set_max_level(log::LevelFilter::Warn);
+    let lp = EventLoop::new()?;
+    lp.set_debug(true);
+    lp.set_slow_callback_duration(std::time::Duration::from_millis(20));
+    let t = lp.create_task(async {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        // The second step is fast: not logged.
+        sleep(0.0).await
+    })?;
+    t.set_name("slow-worker");
+    lp.run_until_complete(t)???;
+    let seen: Vec<String> = WARNINGS
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|w| w.contains("slow-worker"))
+        .cloned()
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("Executing <Task pending name='slow-worker'> took "),
+        "{seen:?}"
+    );
+    Ok(())
+}
