@@ -497,7 +497,7 @@ impl EventLoop {
     ///
     /// # Examples
     ///
-    /// See [`RawStep`](crate::RawStep).
+    /// See [`RawStep`].
     #[inline]
     pub fn call_soon_step(&self, step: RawStep) -> Result<(), Error> {
         if self.inner.is_closed() {
@@ -508,7 +508,7 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Shows each queued [`RawStep`](crate::RawStep) whose vtable has an `inspect` function to
+    /// Shows each queued [`RawStep`] whose vtable has an `inspect` function to
     /// that function, with `sink`, in queue order: how the owner of a kind of step finds the
     /// work it has queued (evloop-task lists the tasks whose first step is still queued).
     /// Steps of other kinds are expected to ignore a sink whose type they do not know.

@@ -1,7 +1,7 @@
 //! evloop-task is floor 3 of evloop: futures and tasks on the callback loop. It owns
 //! [`LoopFuture`] (asyncio's `Future`: done callbacks, cancel, result), [`Task`] (a Rust future
 //! driven by the loop, one ready-queue entry per step), the task factory, `run_until_complete`,
-//! [`sleep`], [`current_task`]/[`all_tasks`] and the async clean-up registry. It depends only
+//! [`sleep()`], [`current_task`]/[`all_tasks`] and the async clean-up registry. It depends only
 //! on `evloop-sched` (floor 2); it must never know about executors, thread
 //! pools, sockets or transports, which live on the floors above. The loop methods come as the
 //! extension trait [`LoopTaskExt`] on `evloop_sched::EventLoop`; most users want the facade

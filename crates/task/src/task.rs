@@ -39,7 +39,7 @@ pub(crate) use crate::step::TaskInfo;
 /// the loop's thread, so every `Drop` in it runs there, and the task ends cancelled. A task
 /// cancelled before its first step never runs its body. What the task was awaiting is
 /// cancelled at once: a [`LoopFuture`](crate::LoopFuture) or another task (with the same
-/// message), or a [`sleep`](crate::sleep), whose timer leaves the wheel. The first message
+/// message), or a [`sleep`](crate::sleep()), whose timer leaves the wheel. The first message
 /// wins.
 ///
 /// A Rust future cannot catch the cancellation as asyncio code catches `CancelledError`; it is

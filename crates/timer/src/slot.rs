@@ -13,7 +13,7 @@
 //!   index of the earliest entry is kept exact on every insert at the cost of
 //!   one comparison;
 //! - **ordered**: a binary heap by `(deadline, seq)` (see
-//!   [`heap`](crate::heap)), so the earliest entry is known at once and
+//!   [`heap`]), so the earliest entry is known at once and
 //!   insert or cancel is `O(log k)`.
 //!
 //! A slot is ordered when its entries must come out in exact order (the
