@@ -292,8 +292,13 @@ where
     let old = info.waiter.take();
     drop(old);
     if info.must_cancel.get() {
-        drop_body(core);
-        core.complete(Err(info.cancelled_error()));
+        // The body observes its cancel in `Drop`. A panic there is what asyncio's coroutine
+        // raising instead of `CancelledError` is: the task ends with it, not cancelled.
+        let dropped = catch_unwind(AssertUnwindSafe(|| raw::drop_body(core)));
+        core.complete(match dropped {
+            Ok(()) => Err(info.cancelled_error()),
+            Err(payload) => Err(Error::failed(Exception::from_panic(payload))),
+        });
         return;
     }
 

@@ -47,6 +47,9 @@ pub(crate) use crate::step::TaskInfo;
 /// in a guard whose `Drop` spawns it as a new task (it runs on later iterations, and may await
 /// anything), or register it with
 /// [`LoopTaskExt::add_cleanup`](crate::LoopTaskExt::add_cleanup) to run before the loop closes.
+/// A `Drop` that panics while the task is being cancelled ends the task failed with that panic,
+/// not cancelled, as asyncio's task ends with whatever its coroutine raised instead of
+/// `CancelledError`; the panic reaches the task's awaiters, not the loop.
 ///
 /// # Dropped while pending, never retrieved
 ///

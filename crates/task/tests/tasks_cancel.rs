@@ -1,4 +1,4 @@
-//! Task cancellation: conformance area F (29–33, 37) and D21's sleep part.
+//! Task cancellation: conformance area F (29–34, 37) and D21's sleep part.
 
 mod util;
 
@@ -240,6 +240,45 @@ impl Drop for CleanupOnDrop {
             self.log.push("loop closed: no clean-up");
         }
     }
+}
+
+/// Panics when dropped: a body that fails while observing its cancel.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("exit while cancelled");
+    }
+}
+
+// CPython: tasks::…::test_baseexception_during_cancel (F34). A Rust body observes its cancel in
+// `Drop`; a panic there is the coroutine turning `CancelledError` into `SystemExit`: the task
+// ends with it and is not cancelled. We differ on one point, as for every panic: it does not
+// escape the loop's iteration but is caught at the step boundary (run_until_complete returns).
+#[test]
+fn a_panic_while_a_cancelled_task_drops_its_body_is_its_failure() -> TestResult {
+    let lp = EventLoop::new()?;
+    let seen = record_exceptions(&lp);
+    let fut = lp.create_future::<()>();
+    let f2 = fut.clone();
+    let t = lp.create_task(async move {
+        let _guard = PanicOnDrop;
+        f2.await
+    })?;
+    run_one_iteration(&lp)?;
+    assert!(t.cancel(Some("bye")));
+    let err = lp
+        .run_until_complete(t.clone())?
+        .expect_err("the task failed");
+    assert!(err.is_failed() && err.is_panic(), "{err}");
+    assert!(!err.is_cancelled());
+    assert_eq!(err.to_string(), "panic: exit while cancelled");
+    assert!(t.done() && !t.cancelled());
+    assert!(fut.cancelled(), "the awaited future is cancelled first");
+    // The failure went to the awaiter, so the exception handler heard nothing.
+    run_one_iteration(&lp)?;
+    assert!(seen.take().is_empty());
+    Ok(())
 }
 
 // CPython: tasks::…::test_cancel_task_catching, test_cancel_task_ignoring (F32). We differ on
