@@ -104,7 +104,9 @@ fn a_megabyte_round_trips_through_an_echo_server_byte_exact() -> TestResult {
 }
 
 // CPython: test_streams.py StreamTests::test_drain_raises,
-// test_async_writer_api_exception_after_close
+// test_async_writer_api_exception_after_close; sel::SelectorTransportTests::test_fatal_error,
+// sel::SelectorSocketTransportTests::test_read_ready_conn_reset (G42): an OS error goes to
+// `connection_lost`, never to the exception handler.
 #[test]
 fn a_peer_that_goes_away_ends_the_writer_with_reset_or_broken_pipe() -> TestResult {
     let lp = EventLoop::new()?;

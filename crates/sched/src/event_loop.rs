@@ -109,6 +109,9 @@ impl Drop for Inner {
 /// crates above, through the facade `evloop`).
 ///
 /// `EventLoop` is a cheap, cloneable reference to one loop (clones share it); it is `!Send`.
+/// Using it from another thread is therefore a compile error, not asyncio's debug-mode
+/// `RuntimeError` (conformance H44) nor its unwoken `call_soon` (I48); another thread schedules
+/// work through [`RemoteLoop`], which wakes the loop.
 ///
 /// ```compile_fail
 /// let lp = evloop::EventLoop::new().unwrap();
