@@ -715,7 +715,8 @@ impl EventLoop {
     /// Turns debug mode on or off: in debug mode, callbacks slower than
     /// [`slow_callback_duration`](EventLoop::slow_callback_duration) are logged at warn level
     /// with the place they were scheduled from, and slow steps by the name they give (a task's
-    /// step: `Executing <Task pending name='Task-3'> took 0.120 seconds`; see [`StepName`](crate::StepName)).
+    /// step: `Executing <Task pending name='Task-3'> took 0.120 seconds`; see
+    /// [`StepName`](crate::StepName)).
     pub fn set_debug(&self, enabled: bool) {
         self.inner.debug.set(enabled);
     }
