@@ -259,7 +259,8 @@ impl EventLoop {
     /// run began.
     ///
     /// Like asyncio's, this iteration blocks when nothing is ready and no timer is pending; an
-    /// embedding program that must not block uses [`run_once_timeout`](EventLoop::run_once_timeout).
+    /// embedding program that must not block uses
+    /// [`run_once_timeout`](EventLoop::run_once_timeout).
     ///
     /// # Errors
     ///
