@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Cmd, Result, human};
-use crate::{examples, layers, tidy};
+use crate::{examples, layers, provision, tidy};
 
 /// One step of the run. It returns the names of what it skipped.
 struct Step {
@@ -56,11 +56,13 @@ const STEPS: &[Step] = &[
 ];
 
 fn fmt() -> Result<Vec<String>> {
+    provision::ensure_components(&["rustfmt"])?;
     Cmd::cargo().args(["fmt", "--all", "--check"]).run()?;
     Ok(Vec::new())
 }
 
 fn clippy() -> Result<Vec<String>> {
+    provision::ensure_components(&["clippy"])?;
     Cmd::cargo()
         .args([
             "clippy",

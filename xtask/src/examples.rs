@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Cmd, Result, human};
-use crate::layers;
+use crate::{layers, provision};
 
 #[path = "examples_net.rs"]
 mod net;
@@ -197,6 +197,7 @@ fn prints_something(run: &mut Run) -> Result {
 /// Builds the examples, runs each one and checks it. Nothing is skipped: a
 /// missing example is an error (the returned list is always empty).
 pub(crate) fn run() -> Result<Vec<String>> {
+    provision::ensure(provision::EXAMPLE_CLIENTS)?;
     let mut present = Vec::new();
     for example in EXAMPLES {
         if !Path::new(example.source).is_file() {

@@ -1,5 +1,5 @@
 //! Checks of the networking examples, driven by clients nobody on this team wrote: CPython's
-//! own asyncio streams, `redis-benchmark`, `curl` and `socat` (`.ci/run` installs them).
+//! own asyncio streams, `redis-benchmark`, `curl` and `socat` (`provision.rs` installs them when missing).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -33,9 +33,7 @@ fn output_within(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<O
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            format!("cannot start {shown}: {e} (is it installed? `.ci/run` installs it)")
-        })?;
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
     let mut stdin = child.stdin.take().ok_or("no stdin pipe")?;
     let input = input.to_vec();
     let writer = thread::spawn(move || {

@@ -10,6 +10,7 @@ mod ci;
 mod cmd;
 mod examples;
 mod layers;
+mod provision;
 mod tidy;
 
 use std::env;
