@@ -13,7 +13,7 @@ use polling::{Event, Events, PollMode, Poller};
 
 use crate::interest::{Interest, Ready};
 use crate::signal::{SIGNAL_KEY, Signals};
-use crate::sys::{Peeked, Peeker, nonblocking_pipe};
+use crate::sys::{self, Peeked, Peeker, nonblocking_pipe};
 use crate::waker::{WAKE_KEY, WakeState, Waker};
 
 /// How many kernel events one poll collects at most. More ready fds are not
@@ -217,14 +217,9 @@ impl Reactor {
         if self.interest(fd).is_empty() {
             return Ok(());
         }
-        // SAFETY: the fd is only lent to one `epoll_ctl(EPOLL_CTL_DEL)` call
-        // and not kept. Our contract is that the caller keeps a registered fd
-        // open until this call; if it broke it, the kernel answers EBADF
-        // (closed) or ENOENT (number reused by a file we never registered),
-        // both tolerated below, and a DEL on our own epoll set cannot affect
-        // any other owner's file.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        match self.wake.poller.delete(borrowed) {
+        // By number: the caller may have closed the fd already, and no
+        // `BorrowedFd` may be made for a closed one (`sys::delete`).
+        match sys::delete(&self.wake.poller, fd) {
             Ok(()) => {}
             Err(err) if is_gone(&err) => {}
             Err(err) => return Err(err),

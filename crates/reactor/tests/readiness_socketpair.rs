@@ -292,3 +292,31 @@ fn poll_appends_without_clearing_out() -> TestResult {
     assert_eq!(ready[1].fd, a.as_raw_fd());
     Ok(())
 }
+
+/// `remove` takes the fd by number: after the caller closed a registered fd and the number went
+/// to a new file, removing it leaves the new file alone, and the new file can be registered
+/// under the same number and reported.
+#[test]
+fn removing_a_closed_fd_whose_number_was_reused_leaves_the_new_file_working() -> TestResult {
+    let mut reactor = Reactor::new()?;
+    let (first, _peer) = UnixStream::pair()?;
+    let first = high_fd(first, 940)?;
+    let number = first.as_raw_fd();
+    reactor.set_interest(number, Interest::READABLE)?;
+    drop(first);
+
+    // Put a fresh socket at the same number (nothing else in this test binary uses fds >= 940
+    // near this one; F_DUPFD picks the lowest free number at or above the floor).
+    let (second, mut writer) = UnixStream::pair()?;
+    let second = high_fd(second, number)?;
+    assert_eq!(second.as_raw_fd(), number, "the number was reused");
+
+    reactor.remove(number)?;
+    assert_eq!(reactor.interest(number), Interest::NONE);
+    reactor.set_interest(number, Interest::READABLE)?;
+    writer.write_all(b"x")?;
+    let ready = poll_once(&mut reactor, SETTLE)?;
+    assert_eq!(ready.len(), 1);
+    assert_eq!((ready[0].fd, ready[0].readable), (number, true));
+    Ok(())
+}

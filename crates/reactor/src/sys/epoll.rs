@@ -13,10 +13,16 @@
 //! consumed a one-shot event only `Poller::wait` can re-arm: it answers
 //! `None`, and the reactor does a full zero-timeout wait, which resets
 //! polling's state and reports the level-triggered user events again.
+//!
+//! [`delete`] removes an fd by number with `epoll_ctl(EPOLL_CTL_DEL)` on the
+//! same epoll fd, because the fd may already be closed and `Poller::delete`
+//! takes a `BorrowedFd`, which must not be made for a closed number. That is
+//! what `Poller::delete` does on epoll (polling keeps no per-source state
+//! there), a third fact of polling 3.x the manifest's version range covers.
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use polling::{Event, Poller};
@@ -140,6 +146,33 @@ impl Peeker {
             let key = usize::try_from(data).unwrap_or(usize::MAX);
             Event::new(key, flags & READ_FLAGS != 0, flags & WRITE_FLAGS != 0)
         })))
+    }
+}
+
+/// Removes `fd` from `poller`'s epoll set by its number (see the module docs).
+///
+/// # Errors
+///
+/// - What `epoll_ctl` answers: `EBADF` if the number is closed, `ENOENT` if it
+///   names a file that was never registered.
+pub(crate) fn delete(poller: &Poller, fd: RawFd) -> io::Result<()> {
+    // SAFETY: `epoll_ctl` takes plain integers here (a null event pointer is
+    // allowed for `EPOLL_CTL_DEL` since Linux 2.6.9); the kernel looks `fd`
+    // up itself and answers EBADF for a closed number, so no `BorrowedFd` is
+    // made for an fd that may be gone. The epoll fd stays open for the call
+    // because `poller` owns it.
+    let rc = unsafe {
+        libc::epoll_ctl(
+            poller.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::Peeked;
 use polling::{Event, Poller};
@@ -31,6 +31,29 @@ impl Peeker {
     ) -> io::Result<Peeked<std::iter::Empty<Event>>> {
         Ok(Peeked::Unsupported)
     }
+}
+
+/// Removes `fd` from `poller` by its number, if it is still open.
+///
+/// A closed number is already gone from a kqueue or an event port (both drop
+/// a source when its fd closes), so it answers `EBADF` without touching
+/// polling; an open one (ours, or a reused number polling answers `ENOENT`
+/// for) is lent to `Poller::delete` for the one call.
+///
+/// # Errors
+///
+/// - `EBADF` for a closed number, or what `Poller::delete` answers.
+pub(crate) fn delete(poller: &Poller, fd: RawFd) -> io::Result<()> {
+    // SAFETY: `F_GETFD` takes and returns plain integers; the kernel answers
+    // EBADF for a closed number.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was open an instant ago and is lent to one call, not kept;
+    // the reactor's contract is that its caller keeps a registered fd open
+    // until `remove`, so nothing closes it in between on this thread.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    poller.delete(borrowed)
 }
 
 /// A non-blocking, close-on-exec pipe. `pipe2` is missing on some of these

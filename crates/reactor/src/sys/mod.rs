@@ -17,6 +17,9 @@
 //! - `NSIG` is one past the highest signal number the backend accepts.
 //!   Numbers below it that the OS does not have are refused by the OS itself
 //!   (`sigaction` answers `EINVAL`), so the bound may be generous, never short.
+//! - `delete(poller, fd)` removes a registered fd from `poller` by its number,
+//!   without making a `BorrowedFd` for a number that may already be closed;
+//!   a closed or never-registered number is an `EBADF` or `ENOENT` error.
 //! - `nonblocking_pipe()` returns `(read_end, write_end)` of a fresh pipe, both
 //!   ends non-blocking and close-on-exec.
 //!
@@ -48,9 +51,9 @@ compile_error!("evloop-reactor supports Unix only (epoll is what is tested; kque
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use epoll::{NSIG, Peeker, nonblocking_pipe};
+pub(crate) use epoll::{NSIG, Peeker, delete, nonblocking_pipe};
 
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 mod fallback;
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
-pub(crate) use fallback::{NSIG, Peeker, nonblocking_pipe};
+pub(crate) use fallback::{NSIG, Peeker, delete, nonblocking_pipe};
