@@ -37,6 +37,11 @@ pub trait LoopSockExt: sealed::Sealed {
     /// asyncio's `sock_recv(sock, nbytes)`: up to `nbytes` bytes; empty once the peer has
     /// closed its side.
     ///
+    /// `nbytes` is a limit, not an allocation: the buffer is sized to what one `recv` can
+    /// return (what the kernel holds for the socket, at least 64 KiB, at most `nbytes`), so any
+    /// `nbytes`, up to `usize::MAX`, is safe. asyncio allocates `nbytes` up front and raises
+    /// `MemoryError` for a size it cannot allocate; evloop returns the data instead.
+    ///
     /// # Errors
     ///
     /// As described on [`LoopSockExt`].
@@ -251,6 +256,10 @@ pub trait LoopSockExt: sealed::Sealed {
 
     /// asyncio's `sock_recvfrom(sock, bufsize)`: one datagram of up to `nbytes` bytes (the
     /// rest of a longer datagram is discarded) and the sender's address.
+    ///
+    /// As with [`sock_recv`](LoopSockExt::sock_recv), `nbytes` is a limit, not an allocation:
+    /// the buffer is sized to the datagram waiting (never truncating it below `nbytes`), so
+    /// any `nbytes`, up to `usize::MAX`, is safe.
     ///
     /// # Errors
     ///
