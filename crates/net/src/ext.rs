@@ -132,6 +132,11 @@ pub trait LoopSockExt: sealed::Sealed {
     /// asyncio's `sock_connect(sock, address)` with an address: connects, waiting for the
     /// connection to be established (`EINPROGRESS`, then writability and `SO_ERROR`).
     ///
+    /// A socket whose earlier `sock_connect` was cancelled (its future dropped) while the
+    /// connection was in progress can be given to `sock_connect` again: the kernel's `EALREADY`
+    /// is waited out like `EINPROGRESS`, as asyncio does, and the retry completes when that
+    /// connection does.
+    ///
     /// # Errors
     ///
     /// As described on [`LoopSockExt`]; a closed port is `ConnectionRefused`.
