@@ -26,7 +26,7 @@ use std::time::Duration;
 use evloop_sched::{Context, EventLoop, Exception, TimerHandle};
 use socket2::{SockAddr, Socket};
 
-use crate::open::UnixSocketFile;
+use crate::open::{UnixSocketFile, listen_backlog};
 use crate::protocol::Protocol;
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
@@ -54,7 +54,10 @@ struct ServerInner {
     protocol_name: &'static str,
     /// TCP listeners (not Unix): accepted sockets get `TCP_NODELAY`.
     tcp: bool,
+    /// How many connections one readiness event may accept (at least 1).
     backlog: u32,
+    /// The `listen(2)` backlog, given when serving starts.
+    listen_backlog: i32,
     serving: Cell<bool>,
     closed: Cell<bool>,
     /// Accepting is paused after EMFILE and friends; the timer resumes it.
@@ -95,7 +98,7 @@ impl ServerSocket {
 }
 
 impl Server {
-    /// A server over `listeners` (listening, non-blocking), not serving yet.
+    /// A server over `listeners` (bound, non-blocking, not listening yet), not serving yet.
     pub(crate) fn new<P, F>(
         lp: &EventLoop,
         listeners: Vec<Socket>,
@@ -123,6 +126,7 @@ impl Server {
                 factory: RefCell::new(factory),
                 protocol_name: std::any::type_name::<P>(),
                 backlog: backlog.max(1),
+                listen_backlog: listen_backlog(backlog),
                 serving: Cell::new(false),
                 closed: Cell::new(false),
                 retry: RefCell::new(None),
@@ -137,15 +141,24 @@ impl Server {
         }
     }
 
-    /// Starts accepting connections; does nothing if already serving or closed.
+    /// Starts listening (`listen(2)` with the backlog) and accepting connections; does
+    /// nothing if already serving or closed.
+    ///
+    /// Until then the sockets are bound but do not listen, as in asyncio (whose
+    /// `Server._start_serving` calls `listen()`): a client connecting to a server made with
+    /// `start_serving(false)` is refused, not queued.
     ///
     /// # Errors
     ///
-    /// The loop's error if a listener cannot be watched (the loop is closed).
+    /// The error of `listen(2)` (the server is then not serving), or the loop's error if a
+    /// listener cannot be watched (the loop is closed).
     pub fn start_serving(&self) -> io::Result<()> {
         let inner = &self.inner;
         if inner.serving.get() || inner.closed.get() {
             return Ok(());
+        }
+        for sock in inner.listeners.borrow().iter() {
+            sock.listen(inner.listen_backlog)?;
         }
         inner.serving.set(true);
         ServerInner::watch(inner)
@@ -161,7 +174,7 @@ impl Server {
         self.inner.closed.get()
     }
 
-    /// The listening sockets; empty once closed.
+    /// The server's sockets (bound, listening once serving started); empty once closed.
     pub fn sockets(&self) -> Vec<ServerSocket> {
         self.inner
             .listeners
