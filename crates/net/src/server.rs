@@ -206,6 +206,9 @@ impl Server {
                 log::warn!(target: "evloop", "could not remove the server's socket file: {err}");
             }
         }
+        // As asyncio's close() forgets `_serving_forever_fut`: serve_forever may be awaited
+        // again (and says the server is closed) while the first one waits for the clients.
+        inner.forever_active.set(false);
         if let Some(waker) = inner.forever.borrow_mut().take() {
             waker.wake();
         }
@@ -245,12 +248,20 @@ impl Server {
         }
     }
 
-    /// Serves until the server is closed: starts serving, then completes with `Ok(())` when
-    /// [`close`](Server::close) is called. Dropping the future (cancelling the task awaiting it)
-    /// closes the server, as asyncio's cancellation does.
+    /// Serves until the server is closed: starts serving, then, once [`close`](Server::close)
+    /// is called, waits as [`wait_closed`](Server::wait_closed) does and completes with
+    /// `Ok(())` when the last connection the server accepted is gone. The server stops
+    /// accepting at `close()` itself. This is asyncio's timing: its `serve_forever` awaits
+    /// `wait_closed()` after `close()` (`base_events.Server.serve_forever`).
     ///
-    /// asyncio raises `CancelledError` from `serve_forever` when the server is closed; evloop
-    /// returns `Ok(())`, since closing is the normal way to end it.
+    /// Dropping the future (cancelling the task awaiting it) closes the server, as asyncio's
+    /// cancellation does.
+    ///
+    /// Two deliberate differences from asyncio: asyncio raises `CancelledError` from
+    /// `serve_forever` when the server is closed, evloop returns `Ok(())`, since closing is the
+    /// normal way to end it; and a cancelled `serve_forever` ends at once (a dropped future
+    /// cannot wait), where asyncio's waits for the connections too. Await `wait_closed` for
+    /// that.
     ///
     /// # Errors
     ///
@@ -484,6 +495,8 @@ impl fmt::Debug for WaitClosed {
 enum ForeverState {
     New,
     Serving,
+    /// Closed; waiting for the server's connections to be gone.
+    Draining,
     Done,
 }
 
@@ -499,7 +512,7 @@ impl Future for ServeForever {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let inner = &this.server.inner;
+        let inner = this.server.inner.clone();
         if let ForeverState::New = this.state {
             if inner.forever_active.get() {
                 this.state = ForeverState::Done;
@@ -522,14 +535,21 @@ impl Future for ServeForever {
                 return Poll::Ready(Err(err));
             }
         }
-        match this.state {
-            ForeverState::Serving if inner.closed.get() => {
-                this.finish();
-                Poll::Ready(Ok(()))
-            }
-            ForeverState::Serving => {
+        if let ForeverState::Serving = this.state {
+            if !inner.closed.get() {
                 *inner.forever.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
+                return Poll::Pending;
+            }
+            this.finish();
+            this.state = ForeverState::Draining;
+        }
+        match this.state {
+            ForeverState::Draining => {
+                let wait = Pin::new(&mut WaitClosed { server: inner }).poll(cx);
+                if wait.is_ready() {
+                    this.state = ForeverState::Done;
+                }
+                wait.map(Ok)
             }
             _ => Poll::Ready(Ok(())),
         }
