@@ -30,7 +30,10 @@ mod sealed {
 ///   this only in debug mode; evloop always does (one `fcntl` per operation);
 /// - `ResourceBusy` if another operation on the same side of the same socket (a receive or
 ///   accept; a send or connect) is pending on this loop. asyncio silently replaces the first
-///   operation's reader, which then never completes; evloop refuses the second one instead;
+///   operation's reader, which then never completes; evloop refuses the second one instead.
+///   An operation awaited by a task that was just cancelled is still pending until the task
+///   runs again and drops it (the next loop iteration), so an operation started at once on
+///   the same side is refused too, where asyncio lets it replace the cancelled one;
 /// - the loop's closed error (as an `io::Error`) if it has to wait on a closed loop;
 /// - the OS error of the syscall (`ConnectionRefused`, `ConnectionReset`, `BrokenPipe`…).
 pub trait LoopSockExt: sealed::Sealed {

@@ -1,5 +1,6 @@
-//! `serve_forever` and `close()`: the server stops accepting at once, and the task awaiting
-//! `serve_forever` ends only when the last client is gone (issue 18, item 2).
+//! Closing a server: the server stops accepting at once, and the task awaiting
+//! `serve_forever` ends only when the last client is gone (issue 18, item 2); `close()` racing
+//! with connections being accepted.
 
 mod proto;
 
@@ -113,5 +114,71 @@ fn serve_forever_ends_after_close_and_close_clients() -> TestResult {
         "serve_forever never ended"
     );
     assert!(forever.take_result()?.is_ok());
+    Ok(())
+}
+
+// CPython: test_asyncio/test_server.py::TestServer2::test_close_race: a connection the kernel
+// has queued but the server has not accepted yet when close() comes. It is never served (the
+// client sees the listener go), wait_closed() completes, and nothing is reported.
+#[test]
+fn close_with_a_connection_queued_but_not_accepted() -> TestResult {
+    let lp = EventLoop::new()?;
+    let reported = std::rc::Rc::new(std::cell::Cell::new(0));
+    let r2 = reported.clone();
+    lp.set_exception_handler(Some(std::rc::Rc::new(
+        move |_: &EventLoop, _: &evloop_sched::Context| {
+            r2.set(r2.get() + 1);
+        },
+    )));
+    let log = Log::default();
+    let l2 = log.clone();
+    let fut = lp.create_server(
+        move || Recorder::new(&l2),
+        ServerOptions::new().host("127.0.0.1").port(0),
+    );
+    let server = lp.run_until_complete(fut)??;
+    let mut client = TcpStream::connect(addr_of(&server)?)?;
+    server.close();
+    lp.run_until_complete(server.wait_closed())?;
+    assert_eq!(count(&log, &Ev::Made), 0, "served after close()");
+    client.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut buf = [0; 1];
+    match std::io::Read::read(&mut client, &mut buf) {
+        Ok(0) => {}
+        Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {}
+        other => return Err(format!("the queued client was not let go: {other:?}").into()),
+    }
+    assert_eq!(reported.get(), 0);
+    Ok(())
+}
+
+// test_close_race's other half: close() as soon as the server has accepted the connection.
+// The connection carries on, and wait_closed() completes once the client closes it (the
+// server's waiters are woken both by close() and by the last connection_lost, harmlessly).
+#[test]
+fn close_right_after_a_connection_was_accepted() -> TestResult {
+    let lp = EventLoop::new()?;
+    let log = Log::default();
+    let l2 = log.clone();
+    let fut = lp.create_server(
+        move || Recorder::new(&l2),
+        ServerOptions::new().host("127.0.0.1").port(0),
+    );
+    let server = lp.run_until_complete(fut)??;
+    let client = TcpStream::connect(addr_of(&server)?)?;
+    assert!(
+        run_until(&lp, 50, || server.clients().len() == 1)?,
+        "not accepted"
+    );
+    server.close();
+    drop(client);
+    let s2 = server.clone();
+    let waited = lp.create_task(async move { s2.wait_closed().await })?;
+    assert!(
+        run_until(&lp, 50, || waited.done())?,
+        "wait_closed never completed"
+    );
+    assert_eq!(count(&log, &Ev::Made), 1);
+    assert_eq!(count(&log, &Ev::Lost(None)), 1);
     Ok(())
 }
