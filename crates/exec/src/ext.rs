@@ -78,8 +78,11 @@ pub trait LoopExecExt: sealed::Sealed {
 
     /// asyncio's `getaddrinfo(host, port, family, type, proto, flags)`: resolves on the default
     /// executor; numeric hosts and ports with a known socket type are answered at once, with no
-    /// thread hop. A resolver failure is a [`ResolveError`](crate::ResolveError) carrying the
-    /// `EAI_*` code.
+    /// thread hop, when the flags are at most `AI_PASSIVE`, `AI_NUMERICHOST` and
+    /// `AI_NUMERICSERV` (the answer is then the resolver's own). Any other flag, such as
+    /// `AI_CANONNAME`, goes to the resolver as asyncio always does, so `AI_CANONNAME` on
+    /// "127.0.0.1" gives the canonical name "127.0.0.1". A resolver failure is a
+    /// [`ResolveError`](crate::ResolveError) carrying the `EAI_*` code.
     ///
     /// # Examples
     ///

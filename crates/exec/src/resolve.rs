@@ -2,7 +2,10 @@
 //!
 //! The libc resolver blocks (DNS, /etc/hosts, NSS modules), so it runs on the default
 //! executor. Numeric hosts and ports need no resolver: they are answered at once, with no
-//! thread hop, as asyncio's `_ipaddr_info` does when the socket type is given.
+//! thread hop, as asyncio's `_ipaddr_info` does when the socket type is given, but only with
+//! flags that cannot change the resolver's answer ([`FAST_PATH_FLAGS`]); any other flag
+//! (`AI_CANONNAME`, `AI_ADDRCONFIG`…) goes to the resolver, as asyncio's `getaddrinfo` always
+//! does.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -242,14 +245,23 @@ pub(crate) fn numeric_addrinfo(
     })
 }
 
+/// The `ai_flags` under which the numeric fast path gives the resolver's own answer: with a
+/// numeric host, `AI_PASSIVE` changes nothing, and `AI_NUMERICHOST`/`AI_NUMERICSERV` only
+/// forbid what the fast path never does. Any other flag sends the call to the resolver:
+/// `AI_CANONNAME` fills `canonname`, `AI_ADDRCONFIG` may refuse a family, and flags unknown
+/// here may mean anything.
+const FAST_PATH_FLAGS: i32 = libc::AI_PASSIVE | libc::AI_NUMERICHOST | libc::AI_NUMERICSERV;
+
 pub(crate) fn getaddrinfo(
     lp: &EventLoop,
     host: Option<&str>,
     port: Option<&str>,
     hints: AddrInfoHints,
 ) -> Resolve<Vec<AddrInfo>> {
-    if let Some(answer) = numeric_addrinfo(host, port, &hints) {
-        return Resolve::ready(Ok(vec![answer]));
+    if hints.flags & !FAST_PATH_FLAGS == 0 {
+        if let Some(answer) = numeric_addrinfo(host, port, &hints) {
+            return Resolve::ready(Ok(vec![answer]));
+        }
     }
     let host = host.map(str::to_owned);
     let port = port.map(str::to_owned);

@@ -129,7 +129,12 @@ impl Future for SockConnect<'_> {
             }
             *called = true;
             match sock.connect(addr) {
-                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
+                // EALREADY: an earlier connect on this socket (one whose future was dropped)
+                // is still in progress. Python counts both as BlockingIOError and waits for
+                // writability, so the retry completes with that connection.
+                Err(err)
+                    if matches!(err.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) =>
+                {
                     Err(io::ErrorKind::WouldBlock.into())
                 }
                 // A Unix listener whose queue is full: the connect did not start, and the

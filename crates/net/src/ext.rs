@@ -30,12 +30,20 @@ mod sealed {
 ///   this only in debug mode; evloop always does (one `fcntl` per operation);
 /// - `ResourceBusy` if another operation on the same side of the same socket (a receive or
 ///   accept; a send or connect) is pending on this loop. asyncio silently replaces the first
-///   operation's reader, which then never completes; evloop refuses the second one instead;
+///   operation's reader, which then never completes; evloop refuses the second one instead.
+///   An operation awaited by a task that was just cancelled is still pending until the task
+///   runs again and drops it (the next loop iteration), so an operation started at once on
+///   the same side is refused too, where asyncio lets it replace the cancelled one;
 /// - the loop's closed error (as an `io::Error`) if it has to wait on a closed loop;
 /// - the OS error of the syscall (`ConnectionRefused`, `ConnectionReset`, `BrokenPipe`…).
 pub trait LoopSockExt: sealed::Sealed {
     /// asyncio's `sock_recv(sock, nbytes)`: up to `nbytes` bytes; empty once the peer has
     /// closed its side.
+    ///
+    /// `nbytes` is a limit, not an allocation: the buffer is sized to what one `recv` can
+    /// return (what the kernel holds for the socket, at least 64 KiB, at most `nbytes`), so any
+    /// `nbytes`, up to `usize::MAX`, is safe. asyncio allocates `nbytes` up front and raises
+    /// `MemoryError` for a size it cannot allocate; evloop returns the data instead.
     ///
     /// # Errors
     ///
@@ -126,6 +134,11 @@ pub trait LoopSockExt: sealed::Sealed {
 
     /// asyncio's `sock_connect(sock, address)` with an address: connects, waiting for the
     /// connection to be established (`EINPROGRESS`, then writability and `SO_ERROR`).
+    ///
+    /// A socket whose earlier `sock_connect` was cancelled (its future dropped) while the
+    /// connection was in progress can be given to `sock_connect` again: the kernel's `EALREADY`
+    /// is waited out like `EINPROGRESS`, as asyncio does, and the retry completes when that
+    /// connection does.
     ///
     /// # Errors
     ///
@@ -251,6 +264,10 @@ pub trait LoopSockExt: sealed::Sealed {
 
     /// asyncio's `sock_recvfrom(sock, bufsize)`: one datagram of up to `nbytes` bytes (the
     /// rest of a longer datagram is discarded) and the sender's address.
+    ///
+    /// As with [`sock_recv`](LoopSockExt::sock_recv), `nbytes` is a limit, not an allocation:
+    /// the buffer is sized to the datagram waiting (never truncating it below `nbytes`), so
+    /// any `nbytes`, up to `usize::MAX`, is safe.
     ///
     /// # Errors
     ///

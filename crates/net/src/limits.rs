@@ -38,6 +38,22 @@ mod tests {
         Ok(())
     }
 
+    // Issue 12, defect 3's audit: the extremes are accepted as given, without overflow
+    // (`4 * low` saturates), and never allocate anything.
+    #[test]
+    fn extreme_marks_saturate_instead_of_overflowing() -> io::Result<()> {
+        assert_eq!(
+            water_marks(None, Some(usize::MAX))?,
+            (usize::MAX, usize::MAX)
+        );
+        assert_eq!(
+            water_marks(Some(usize::MAX), None)?,
+            (usize::MAX / 4, usize::MAX)
+        );
+        assert_eq!(water_marks(Some(usize::MAX), Some(0))?, (0, usize::MAX));
+        Ok(())
+    }
+
     #[test]
     fn low_above_high_is_refused_with_both_numbers() {
         let err = water_marks(Some(10), Some(11)).unwrap_err();

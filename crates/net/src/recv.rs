@@ -1,10 +1,17 @@
 //! The receiving operations: `sock_recv`, `sock_recv_into`, `sock_recvfrom` and
 //! `sock_recvfrom_into`.
+//!
+//! # Ground rules
+//!
+//! - A caller's `nbytes` is a limit, never an allocation: the buffer is sized at each attempt
+//!   to what one `recv` can return ([`recv_capacity`]), so `sock_recv(usize::MAX)` is as safe
+//!   as `sock_recv(1024)`. A datagram is never truncated below `nbytes` by this sizing.
 
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
 use std::mem::{self, MaybeUninit};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -19,7 +26,10 @@ use crate::readiness::{Readiness, Side};
 pub struct SockRecv<'a> {
     io: Readiness,
     sock: &'a Socket,
-    /// Allocated once with capacity `nbytes`; filled by the kernel without zeroing first.
+    /// The most bytes to return, as the caller asked.
+    nbytes: usize,
+    /// Sized by [`recv_capacity`] when the syscall is tried; filled by the kernel without
+    /// zeroing first.
     buf: Vec<u8>,
 }
 
@@ -28,9 +38,48 @@ impl<'a> SockRecv<'a> {
         SockRecv {
             io: Readiness::new(lp, sock, Side::Read, "sock_recv"),
             sock,
-            buf: Vec::with_capacity(nbytes),
+            nbytes,
+            buf: Vec::new(),
         }
     }
+}
+
+/// Up to this many bytes are allocated for a receive without asking the kernel what waits.
+const SMALL_RECV: usize = 64 * 1024;
+
+/// How large a buffer the next `recv` on `sock` needs, for a caller who asked for `nbytes`:
+/// `nbytes` itself when it is small; otherwise what the kernel holds for this socket
+/// (`FIONREAD`: the bytes queued on a stream, the whole next datagram on a datagram socket),
+/// at least [`SMALL_RECV`], at most `nbytes`. One `recv` cannot return more than that, so a
+/// huge `nbytes` costs no more memory than the data.
+fn recv_capacity(sock: &Socket, nbytes: usize) -> usize {
+    if nbytes <= SMALL_RECV {
+        return nbytes;
+    }
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one `c_int` through the pointer, which points to a live local.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONREAD, &raw mut queued) };
+    let queued = if rc == 0 {
+        usize::try_from(queued).unwrap_or(0)
+    } else {
+        0
+    };
+    queued.max(SMALL_RECV).min(nbytes)
+}
+
+/// Makes room for the next `recv` of `nbytes` at most into the empty `buf`.
+fn prepare(buf: &mut Vec<u8>, sock: &Socket, nbytes: usize) {
+    let want = recv_capacity(sock, nbytes);
+    // `buf` is empty (a failed attempt leaves it so), so this makes `want` bytes of room.
+    buf.reserve_exact(want);
+}
+
+/// The spare capacity of `buf`, limited to `nbytes`: a buffer kept from an earlier, larger
+/// attempt must not let the kernel return more than the caller asked for.
+fn spare(buf: &mut Vec<u8>, nbytes: usize) -> &mut [MaybeUninit<u8>] {
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(nbytes);
+    &mut spare[..len]
 }
 
 impl Future for SockRecv<'_> {
@@ -38,10 +87,11 @@ impl Future for SockRecv<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (sock, buf) = (this.sock, &mut this.buf);
+        let (sock, buf, nbytes) = (this.sock, &mut this.buf, this.nbytes);
         this.io
             .poll_io(cx, sock, || {
-                let n = sock.recv(buf.spare_capacity_mut())?;
+                prepare(buf, sock, nbytes);
+                let n = sock.recv(spare(buf, nbytes))?;
                 // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, and
                 // `n` is at most its length.
                 unsafe { buf.set_len(n) };
@@ -55,7 +105,7 @@ impl fmt::Debug for SockRecv<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SockRecv")
             .field("io", &self.io)
-            .field("nbytes", &self.buf.capacity())
+            .field("nbytes", &self.nbytes)
             .finish()
     }
 }
@@ -104,6 +154,9 @@ impl fmt::Debug for SockRecvInto<'_> {
 pub struct SockRecvfrom<'a> {
     io: Readiness,
     sock: &'a Socket,
+    /// The most bytes to return, as the caller asked.
+    nbytes: usize,
+    /// Sized by [`recv_capacity`] when the syscall is tried.
     buf: Vec<u8>,
 }
 
@@ -112,7 +165,8 @@ impl<'a> SockRecvfrom<'a> {
         SockRecvfrom {
             io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom"),
             sock,
-            buf: Vec::with_capacity(nbytes),
+            nbytes,
+            buf: Vec::new(),
         }
     }
 }
@@ -122,10 +176,11 @@ impl Future for SockRecvfrom<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (sock, buf) = (this.sock, &mut this.buf);
+        let (sock, buf, nbytes) = (this.sock, &mut this.buf, this.nbytes);
         this.io
             .poll_io(cx, sock, || {
-                let (n, addr) = sock.recv_from(buf.spare_capacity_mut())?;
+                prepare(buf, sock, nbytes);
+                let (n, addr) = sock.recv_from(spare(buf, nbytes))?;
                 // SAFETY: `recv_from` initialised the first `n` bytes of the spare capacity,
                 // and `n` is at most its length.
                 unsafe { buf.set_len(n) };
@@ -139,7 +194,7 @@ impl fmt::Debug for SockRecvfrom<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SockRecvfrom")
             .field("io", &self.io)
-            .field("nbytes", &self.buf.capacity())
+            .field("nbytes", &self.nbytes)
             .finish()
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use evloop_sched::{Context, EventLoop, Exception, TimerHandle};
 use socket2::{SockAddr, Socket};
 
-use crate::open::UnixSocketFile;
+use crate::open::{UnixSocketFile, listen_backlog};
 use crate::protocol::Protocol;
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
@@ -54,7 +54,10 @@ struct ServerInner {
     protocol_name: &'static str,
     /// TCP listeners (not Unix): accepted sockets get `TCP_NODELAY`.
     tcp: bool,
+    /// How many connections one readiness event may accept (at least 1).
     backlog: u32,
+    /// The `listen(2)` backlog, given when serving starts.
+    listen_backlog: i32,
     serving: Cell<bool>,
     closed: Cell<bool>,
     /// Accepting is paused after EMFILE and friends; the timer resumes it.
@@ -95,7 +98,7 @@ impl ServerSocket {
 }
 
 impl Server {
-    /// A server over `listeners` (listening, non-blocking), not serving yet.
+    /// A server over `listeners` (bound, non-blocking, not listening yet), not serving yet.
     pub(crate) fn new<P, F>(
         lp: &EventLoop,
         listeners: Vec<Socket>,
@@ -123,6 +126,7 @@ impl Server {
                 factory: RefCell::new(factory),
                 protocol_name: std::any::type_name::<P>(),
                 backlog: backlog.max(1),
+                listen_backlog: listen_backlog(backlog),
                 serving: Cell::new(false),
                 closed: Cell::new(false),
                 retry: RefCell::new(None),
@@ -137,15 +141,24 @@ impl Server {
         }
     }
 
-    /// Starts accepting connections; does nothing if already serving or closed.
+    /// Starts listening (`listen(2)` with the backlog) and accepting connections; does
+    /// nothing if already serving or closed.
+    ///
+    /// Until then the sockets are bound but do not listen, as in asyncio (whose
+    /// `Server._start_serving` calls `listen()`): a client connecting to a server made with
+    /// `start_serving(false)` is refused, not queued.
     ///
     /// # Errors
     ///
-    /// The loop's error if a listener cannot be watched (the loop is closed).
+    /// The error of `listen(2)` (the server is then not serving), or the loop's error if a
+    /// listener cannot be watched (the loop is closed).
     pub fn start_serving(&self) -> io::Result<()> {
         let inner = &self.inner;
         if inner.serving.get() || inner.closed.get() {
             return Ok(());
+        }
+        for sock in inner.listeners.borrow().iter() {
+            sock.listen(inner.listen_backlog)?;
         }
         inner.serving.set(true);
         ServerInner::watch(inner)
@@ -161,7 +174,7 @@ impl Server {
         self.inner.closed.get()
     }
 
-    /// The listening sockets; empty once closed.
+    /// The server's sockets (bound, listening once serving started); empty once closed.
     pub fn sockets(&self) -> Vec<ServerSocket> {
         self.inner
             .listeners
@@ -193,6 +206,9 @@ impl Server {
                 log::warn!(target: "evloop", "could not remove the server's socket file: {err}");
             }
         }
+        // As asyncio's close() forgets `_serving_forever_fut`: serve_forever may be awaited
+        // again (and says the server is closed) while the first one waits for the clients.
+        inner.forever_active.set(false);
         if let Some(waker) = inner.forever.borrow_mut().take() {
             waker.wake();
         }
@@ -232,12 +248,20 @@ impl Server {
         }
     }
 
-    /// Serves until the server is closed: starts serving, then completes with `Ok(())` when
-    /// [`close`](Server::close) is called. Dropping the future (cancelling the task awaiting it)
-    /// closes the server, as asyncio's cancellation does.
+    /// Serves until the server is closed: starts serving, then, once [`close`](Server::close)
+    /// is called, waits as [`wait_closed`](Server::wait_closed) does and completes with
+    /// `Ok(())` when the last connection the server accepted is gone. The server stops
+    /// accepting at `close()` itself. This is asyncio's timing: its `serve_forever` awaits
+    /// `wait_closed()` after `close()` (`base_events.Server.serve_forever`).
     ///
-    /// asyncio raises `CancelledError` from `serve_forever` when the server is closed; evloop
-    /// returns `Ok(())`, since closing is the normal way to end it.
+    /// Dropping the future (cancelling the task awaiting it) closes the server, as asyncio's
+    /// cancellation does.
+    ///
+    /// Two deliberate differences from asyncio: asyncio raises `CancelledError` from
+    /// `serve_forever` when the server is closed, evloop returns `Ok(())`, since closing is the
+    /// normal way to end it; and a cancelled `serve_forever` ends at once (a dropped future
+    /// cannot wait), where asyncio's waits for the connections too. Await `wait_closed` for
+    /// that.
     ///
     /// # Errors
     ///
@@ -471,6 +495,8 @@ impl fmt::Debug for WaitClosed {
 enum ForeverState {
     New,
     Serving,
+    /// Closed; waiting for the server's connections to be gone.
+    Draining,
     Done,
 }
 
@@ -486,7 +512,7 @@ impl Future for ServeForever {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let inner = &this.server.inner;
+        let inner = this.server.inner.clone();
         if let ForeverState::New = this.state {
             if inner.forever_active.get() {
                 this.state = ForeverState::Done;
@@ -509,14 +535,21 @@ impl Future for ServeForever {
                 return Poll::Ready(Err(err));
             }
         }
-        match this.state {
-            ForeverState::Serving if inner.closed.get() => {
-                this.finish();
-                Poll::Ready(Ok(()))
-            }
-            ForeverState::Serving => {
+        if let ForeverState::Serving = this.state {
+            if !inner.closed.get() {
                 *inner.forever.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
+                return Poll::Pending;
+            }
+            this.finish();
+            this.state = ForeverState::Draining;
+        }
+        match this.state {
+            ForeverState::Draining => {
+                let wait = Pin::new(&mut WaitClosed { server: inner }).poll(cx);
+                if wait.is_ready() {
+                    this.state = ForeverState::Done;
+                }
+                wait.map(Ok)
             }
             _ => Poll::Ready(Ok(())),
         }

@@ -161,6 +161,38 @@ fn a_refused_datagram_goes_to_error_received_and_the_endpoint_stays_open() -> Te
     Ok(())
 }
 
+/// CPython: selector_events._SelectorDatagramTransport.sendto passes an OSError of the send to
+/// `protocol.error_received` (`sel::…::test_sendto_error_received`). Issue 12, defect 3's audit:
+/// a datagram too large for UDP (70,000 bytes) is that error (`EMSGSIZE`), never a panic or a
+/// silent drop, and the endpoint stays usable.
+#[test]
+fn an_oversized_datagram_goes_to_error_received_and_the_endpoint_stays_open() -> TestResult {
+    let lp = EventLoop::new()?;
+    let peer = UdpSocket::bind("127.0.0.1:0")?;
+    peer.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let to = SockAddr::from(peer.local_addr()?);
+    let opts = DatagramOptions::new().local_addr("127.0.0.1", 0);
+    let (t, rec) = create(&lp, Rec::default(), opts)?;
+    t.sendto(&vec![7; 70_000], Some(&to))?;
+    wait_for(&lp, &rec, |ev| ev.iter().any(|e| matches!(e, Ev::Error(_))))?;
+    assert_eq!(
+        io::Error::from_raw_os_error(libc::EMSGSIZE).kind(),
+        match rec.borrow().events.get(1) {
+            Some(Ev::Error(kind)) => *kind,
+            other => return Err(format!("expected error_received, got {other:?}").into()),
+        }
+    );
+    assert!(!t.is_closing());
+    assert_eq!(t.get_write_buffer_size(), 0, "nothing was buffered");
+    t.sendto(b"small", Some(&to))?;
+    let mut buf = [0; 16];
+    let (n, _) = peer.recv_from(&mut buf)?;
+    assert_eq!(&buf[..n], b"small");
+    t.close();
+    wait_for(&lp, &rec, |ev| ev.contains(&Ev::Lost(None)))?;
+    Ok(())
+}
+
 /// A panic in `datagram_received` is reported with the keys message, exception, transport and
 /// protocol, and aborts the transport; the loop keeps running.
 #[test]

@@ -11,13 +11,15 @@ use crate::open::common::{bind_error, expect_stream, invalid, socket_for, stream
 use crate::open::errors::empty_resolution;
 use crate::open::options::ServerOptions;
 
-/// What `create_server` needs from the opening: the listening sockets and the two options
+/// What `create_server` needs from the opening: the bound sockets and the two options
 /// `Server` keeps.
 #[derive(Debug)]
 pub(crate) struct Listeners {
-    /// Non-blocking sockets, already listening with `backlog`.
+    /// Non-blocking sockets, bound but not listening yet: `Server::start_serving` calls
+    /// `listen(backlog)`, as asyncio's `Server._start_serving` does, so that no client is
+    /// queued before the server serves.
     pub(crate) sockets: Vec<Socket>,
-    /// How many connections one readiness event may accept.
+    /// The `listen(2)` backlog, and how many connections one readiness event may accept.
     pub(crate) backlog: u32,
     /// Whether to accept at once.
     pub(crate) start_serving: bool,
@@ -28,10 +30,10 @@ pub(crate) fn listen_backlog(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }
 
-/// The listening sockets of `create_server`: one per distinct address its hosts resolve to
-/// (with `AI_PASSIVE`; no host or "" means every family), each with `SO_REUSEADDR` unless
-/// disabled, `SO_REUSEPORT` when asked, `IPV6_V6ONLY` on IPv6, bound, listening, non-blocking.
-/// Or the given `sock`, checked, set non-blocking and listening.
+/// The sockets of `create_server`: one per distinct address its hosts resolve to (with
+/// `AI_PASSIVE`; no host or "" means every family), each with `SO_REUSEADDR` unless
+/// disabled, `SO_REUSEPORT` when asked, `IPV6_V6ONLY` on IPv6, bound and non-blocking. Or the
+/// given `sock`, checked and set non-blocking. None listens yet: `Server::start_serving` does.
 ///
 /// An address whose family the system lacks (`EAFNOSUPPORT` at `socket()`, `EADDRNOTAVAIL`
 /// at `bind()`) is skipped, as asyncio does (bpo-30945); other failures are errors.
@@ -70,7 +72,6 @@ pub(crate) fn open_listeners(
                 }
                 expect_stream(&sock)?;
                 sock.set_nonblocking(true)?;
-                sock.listen(listen_backlog(backlog))?;
                 vec![sock]
             }
             None if hosts.is_empty() && port.is_none() => {
@@ -81,7 +82,7 @@ pub(crate) fn open_listeners(
                 let mut sockets = Vec::with_capacity(infos.len());
                 for info in &infos {
                     // On an error `sockets` is dropped: every socket opened so far closes.
-                    if let Some(sock) = listener_for(info, reuse_address, reuse_port, backlog)? {
+                    if let Some(sock) = listener_for(info, reuse_address, reuse_port)? {
                         sockets.push(sock);
                     }
                 }
@@ -148,12 +149,11 @@ async fn resolve_hosts(
     Ok(unique)
 }
 
-/// One listening socket for `info`, or `None` if the system lacks its family.
+/// One bound socket for `info` (not listening yet), or `None` if the system lacks its family.
 fn listener_for(
     info: &AddrInfo,
     reuse_address: bool,
     reuse_port: bool,
-    backlog: u32,
 ) -> io::Result<Option<Socket>> {
     let sock = match socket_for(info) {
         Ok(sock) => sock,
@@ -184,7 +184,6 @@ fn listener_for(
         Err(err) if err.raw_os_error() == Some(libc::EADDRNOTAVAIL) => return Ok(None),
         Err(err) => return Err(bind_error(&info.addr, &err)),
     }
-    sock.listen(listen_backlog(backlog))?;
     sock.set_nonblocking(true)?;
     Ok(Some(sock))
 }

@@ -28,5 +28,5 @@ pub use options::{ConnectOptions, ServerOptions, UnixServerOptions};
 
 pub(crate) use common::{expect_stream, set_nodelay_if_tcp};
 pub(crate) use connect::open_connection;
-pub(crate) use listen::open_listeners;
+pub(crate) use listen::{listen_backlog, open_listeners};
 pub(crate) use unix::{UnixSocketFile, open_unix_connection, open_unix_listener};

@@ -188,7 +188,8 @@ impl ServerOptions {
     }
 
     /// The length of the queue of connections not yet accepted (`listen(2)`); default 100.
-    /// It is also how many connections one readiness event may accept.
+    /// It is also how many connections one readiness event may accept. Any value is valid:
+    /// the kernel caps the queue at `net.core.somaxconn`, and 0 still accepts one at a time.
     #[must_use]
     pub fn backlog(mut self, backlog: u32) -> ServerOptions {
         self.backlog = backlog;
@@ -210,8 +211,9 @@ impl ServerOptions {
         self
     }
 
-    /// Whether the server accepts connections as soon as it is made (default), or only after
-    /// `start_serving` or `serve_forever`.
+    /// Whether the server listens and accepts connections as soon as it is made (default), or
+    /// only after `start_serving` or `serve_forever`. Until then its sockets are bound but do
+    /// not listen, as in asyncio: a client connecting early is refused.
     #[must_use]
     pub fn start_serving(mut self, start: bool) -> ServerOptions {
         self.start_serving = start;
@@ -268,8 +270,9 @@ impl UnixServerOptions {
         self
     }
 
-    /// Whether the server accepts connections as soon as it is made (default), or only after
-    /// `start_serving` or `serve_forever`.
+    /// Whether the server listens and accepts connections as soon as it is made (default), or
+    /// only after `start_serving` or `serve_forever`. Until then its sockets are bound but do
+    /// not listen, as in asyncio: a client connecting early is refused.
     #[must_use]
     pub fn start_serving(mut self, start: bool) -> UnixServerOptions {
         self.start_serving = start;

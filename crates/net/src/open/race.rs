@@ -209,6 +209,7 @@ mod tests {
         let infos = vec![(4, 3), (4, 1), (4, 2)];
         assert_eq!(interleave(infos.clone(), 1, fam), infos);
         assert_eq!(interleave(infos.clone(), 9, fam), infos);
+        assert_eq!(interleave(infos.clone(), usize::MAX, fam), infos);
         assert!(interleave(Vec::<(i32, u8)>::new(), 1, fam).is_empty());
     }
 }

@@ -177,6 +177,20 @@ fn happy_eyeballs_moves_on_at_once_when_an_attempt_fails() -> TestResult {
     Ok(())
 }
 
+// Issue 12, defect 3's audit of caller sizes: the extreme delays are valid. Duration::MAX (a
+// timer that never fires) neither panics nor stalls the race when an attempt fails, and zero
+// starts every attempt at once.
+#[test]
+fn extreme_happy_eyeballs_delays_still_connect() -> TestResult {
+    for delay in [Duration::MAX, Duration::ZERO] {
+        let (_reserved, closed) = refusing()?;
+        let (_l, open) = listener()?;
+        let sock = race(&[closed, open], Some(delay), false)??;
+        assert_eq!(peer(&sock)?, Some(open), "delay {delay:?}");
+    }
+    Ok(())
+}
+
 // base::…::test_create_connection_multiple_errors
 #[test]
 fn different_errors_combine_into_multiple_exceptions() -> TestResult {

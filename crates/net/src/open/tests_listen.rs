@@ -64,7 +64,7 @@ fn datagram_sock_is_invalid_input() -> TestResult {
     Ok(())
 }
 
-// events::…::test_create_server_sock: the given socket itself listens, non-blocking.
+// events::…::test_create_server_sock: the given socket itself is the listener, non-blocking.
 #[test]
 fn given_sock_is_the_listener() -> TestResult {
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
@@ -78,19 +78,26 @@ fn given_sock_is_the_listener() -> TestResult {
     };
     assert_eq!(std::os::fd::AsRawFd::as_raw_fd(only), fd);
     assert!(only.nonblocking()?);
+    only.listen(7)?;
     let _client = TcpStream::connect(addr)?;
     Ok(())
 }
 
-// events::…::test_create_server: one listening, non-blocking socket; the options kept.
+// events::…::test_create_server: one bound, non-blocking socket; the options kept. It does
+// not listen yet: base_events.Server._start_serving calls listen(), not create_server.
 #[test]
-fn one_host_gives_one_listening_socket() -> TestResult {
+fn one_host_gives_one_bound_socket() -> TestResult {
     let opened = listen(ServerOptions::new().host("127.0.0.1").port(0))?;
     assert_eq!((opened.backlog, opened.start_serving), (100, true));
     let [only] = &opened.sockets[..] else {
         panic!("{} sockets", opened.sockets.len());
     };
     assert!(only.nonblocking()?);
+    let refused = TcpStream::connect(addr_of(only)?)
+        .err()
+        .ok_or("connected before listen")?;
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    only.listen(100)?;
     let _client = TcpStream::connect(addr_of(only)?)?;
     let later = listen(ServerOptions::new().host("127.0.0.1").start_serving(false))?;
     assert!(!later.start_serving);
@@ -183,6 +190,7 @@ fn no_host_listens_on_every_family() -> TestResult {
             }
             assert_eq!(addr_of(sock)?.port(), port);
             families.push(i32::from(domain));
+            sock.listen(100)?;
         }
         families.sort_unstable();
         assert_eq!(families, [libc::AF_INET, libc::AF_INET6]);

@@ -87,6 +87,12 @@ fn server_on_a_path_listens_non_blocking() -> TestResult {
     assert_eq!((opened.backlog, opened.start_serving), (5, true));
     assert!(opened.sock.nonblocking()?);
     assert!(is_socket_file(&path));
+    // Listening is Server::start_serving's (asyncio's Server._start_serving): refused until then.
+    let refused = UnixStream::connect(&path)
+        .err()
+        .ok_or("connected before listen")?;
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    opened.sock.listen(5)?;
     let mut client = UnixStream::connect(&path)?;
     client.write_all(b"xxx")?;
     let (conn, _) = opened.sock.accept()?;
@@ -105,6 +111,7 @@ fn stale_socket_file_is_replaced() -> TestResult {
     drop(StdListener::bind(&path)?);
     assert!(is_socket_file(&path));
     let opened = open_unix_listener(Some(&path), UnixServerOptions::new())?;
+    opened.sock.listen(1)?;
     let _client = UnixStream::connect(&path)?;
     assert!(opened.sock.accept().is_ok());
     Ok(())
@@ -204,6 +211,7 @@ fn abstract_name_has_no_socket_file() -> TestResult {
     let path = PathBuf::from(name);
     let opened = open_unix_listener(Some(&path), UnixServerOptions::new())?;
     assert!(opened.file.is_none());
+    opened.sock.listen(1)?;
     let client = connect(Some(path), None)?;
     assert!(client.peer_addr()?.as_abstract_namespace().is_some());
     Ok(())

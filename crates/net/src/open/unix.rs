@@ -22,7 +22,6 @@ use evloop_task::sleep;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::open::common::{expect_unix_stream, invalid};
-use crate::open::listen::listen_backlog;
 use crate::open::options::UnixServerOptions;
 
 /// The first pause before retrying a connect that found the listener's queue full.
@@ -92,7 +91,7 @@ impl UnixSocketFile {
 /// What `create_unix_server` needs from the opening.
 #[derive(Debug)]
 pub(crate) struct UnixListener {
-    /// The non-blocking listening socket.
+    /// The non-blocking socket, bound but not listening yet (`Server::start_serving` listens).
     pub(crate) sock: Socket,
     /// The socket file to remove on close; `None` with `cleanup_socket(false)`, for abstract
     /// names and for unnamed sockets.
@@ -129,8 +128,9 @@ fn bind_path(path: &Path) -> io::Result<Socket> {
 }
 
 /// The listener of `create_unix_server`: bound to `path` (or the given `sock`, checked),
-/// listening with the backlog, non-blocking, with the socket file to remove on close unless
-/// `cleanup_socket(false)` (and for abstract or unnamed addresses).
+/// non-blocking, with the socket file to remove on close unless `cleanup_socket(false)` (and
+/// for abstract or unnamed addresses). It does not listen yet: `Server::start_serving` does,
+/// as asyncio's `Server._start_serving`.
 ///
 /// # Errors
 ///
@@ -138,7 +138,7 @@ fn bind_path(path: &Path) -> io::Result<Socket> {
 ///   `AF_UNIX` stream socket;
 /// - `AddrInUse` naming the path when something other than a socket file is there, or
 ///   another server listens on it;
-/// - the error of `socket`, `bind` or `listen`.
+/// - the error of `socket` or `bind`.
 pub(crate) fn open_unix_listener(
     path: Option<&Path>,
     opts: UnixServerOptions,
@@ -163,10 +163,7 @@ pub(crate) fn open_unix_listener(
     } else {
         None
     };
-    let listening = sock
-        .listen(listen_backlog(backlog))
-        .and_then(|()| sock.set_nonblocking(true));
-    if let Err(err) = listening {
+    if let Err(err) = sock.set_nonblocking(true) {
         if let (Some(file), Some(_)) = (file, path) {
             // We created the file a moment ago; it is ours to take back.
             let _ = file.remove();
