@@ -10,7 +10,9 @@
 //!   the order the transport made them.
 //! - No borrow of the endpoint's own state is held while a protocol method runs.
 //! - A panic is caught at the call, reported to the exception handler after the protocol's
-//!   borrow has ended, and aborts the transport (`connection_lost(Some(err))` follows).
+//!   borrow has ended, and aborts the transport (`connection_lost(Some(err))` follows), except
+//!   in `connection_made`, which asyncio runs as a plain callback: reported, and the endpoint
+//!   carries on.
 //! - `connection_lost` is the last call: after it the protocol and the socket are released.
 
 use std::any::Any;
@@ -164,8 +166,20 @@ impl Endpoint {
 
     /// A protocol method panicked: report it, then abort the transport (a no-op once
     /// `connection_lost` was scheduled, so a panicking `connection_lost` is only reported).
+    ///
+    /// A panicking `connection_made` is only reported: asyncio schedules a datagram
+    /// transport's `connection_made` with `call_soon`, so what it raises is an ordinary
+    /// callback error and the endpoint carries on (as a stream transport's does here, C60).
     fn protocol_failed(self: &Rc<Self>, method: &'static str, payload: Box<dyn Any + Send>) {
         let exception = Exception::from_panic(payload);
+        if method == "connection_made" {
+            let ctx = Context::new("Exception in callback DatagramProtocol::connection_made()")
+                .with_exception(exception)
+                .with("transport", DatagramTransport::from_endpoint(self))
+                .with("protocol", self.protocol_name);
+            self.lp.call_exception_handler(ctx);
+            return;
+        }
         let err = io::Error::other(format!(
             "protocol.{method}() panicked: {}",
             exception.message()

@@ -38,8 +38,12 @@ pub trait LoopDatagramExt: sealed::Sealed {
     ///   `ConnectionRefused` for a Unix path nobody listens on…), from the first address
     ///   tried when every one failed;
     /// - the loop's closed error (as an `io::Error`);
-    /// - an `Other` error if the protocol's `connection_made` panicked (the panic went to the
-    ///   exception handler and the endpoint was aborted).
+    /// - an `Other` error if the protocol closed the endpoint inside `connection_made`.
+    ///
+    /// A panic in `connection_made` is not an error of this call: as in asyncio (where
+    /// `connection_made` is a `call_soon` callback), it goes to the exception handler as
+    /// `Exception in callback DatagramProtocol::connection_made()` and the endpoint is
+    /// returned, open.
     ///
     /// # Examples
     ///
