@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +100,13 @@ impl Drop for Inner {
         // ones already queued (their closures are dropped; their handles read cancelled).
         self.remote.shared.queue.close();
         while let Ok(cb) = self.remote.shared.queue.pop() {
-            cb.cancel();
+            // A destructor that panics must not stop the others (nor unwind out of a drop).
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.cancel())) {
+                default_exception_handler(
+                    &Context::new("Exception in the destructor of a callback of a dropped loop")
+                        .with_exception(crate::Exception::from_panic(payload)),
+                );
+            }
         }
     }
 }
@@ -333,7 +339,13 @@ impl EventLoop {
 
     /// Closes the loop: pending callbacks and timers are dropped without running (their handles
     /// read `cancelled()`), fd watches and signal handlers are removed (restoring the default
-    /// signal dispositions), and the reactor is closed. Calling it again does nothing.
+    /// signal dispositions), the reactor is closed, and then the close hooks run (the crates
+    /// above release their transports and shut the default executor down there). Calling it
+    /// again does nothing.
+    ///
+    /// A destructor that panics (of a dropped callback's captured value, say) or a close hook
+    /// that panics is caught and reported to the exception handler, and the rest of the close
+    /// goes on: every hook runs.
     ///
     /// # Errors
     ///
@@ -379,28 +391,53 @@ impl EventLoop {
         }
         // In queue order: callbacks are cancelled (their handles read cancelled), steps are
         // dropped, each as its turn comes, so a step's destructor sees the callbacks before it
-        // cancelled and those after it still pending, as it would have at run time.
+        // cancelled and those after it still pending, as it would have at run time. Every drop
+        // is user code that may panic: each is caught and reported, and the rest goes on, so
+        // that the close hooks (which release fds and threads) always run.
         for job in dropped {
             match job.into_kind() {
-                JobKind::Callback(entry) => entry.cancel(),
-                JobKind::Step(step) => drop(step),
+                JobKind::Callback(entry) => self.release_entry(entry),
+                JobKind::Step(step) => self.release("a queued step", || drop(step)),
             }
         }
         for (_, watch) in watches {
-            watch
-                .reader
-                .iter()
-                .chain(watch.writer.iter())
-                .for_each(|cb| cb.cancel());
+            for cb in watch.reader.into_iter().chain(watch.writer) {
+                self.release_entry(cb);
+            }
         }
         for (_, cb) in handlers {
-            cb.cancel();
+            self.release_entry(cb);
         }
         let hooks = std::mem::take(&mut *inner.close_hooks.borrow_mut());
         for hook in hooks {
-            hook();
+            self.release("a close hook", hook);
         }
         Ok(())
+    }
+
+    /// `close()`: cancels a callback (dropping its closure), reporting a destructor's panic.
+    fn release_entry(&self, entry: Rc<dyn Callback>) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| entry.cancel()));
+        if let Err(payload) = outcome {
+            let handle = Handle { entry };
+            self.call_exception_handler(
+                Context::new(format!(
+                    "Exception in the destructor of {handle:?} at close()"
+                ))
+                .with_exception(crate::Exception::from_panic(payload))
+                .with("handle", handle),
+            );
+        }
+    }
+
+    /// `close()`: runs `f` (a drop, a close hook), reporting a panic as coming from `what`.
+    fn release(&self, what: &str, f: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                Context::new(format!("Exception in {what} at close()"))
+                    .with_exception(crate::Exception::from_panic(payload)),
+            );
+        }
     }
 
     /// Per-loop state of a crate built on this one (the task registry, the default executor…):
