@@ -61,7 +61,7 @@
 pub use evloop_sched::{
     Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
     Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop,
-    TimerHandle, default_exception_handler, get_running_loop,
+    TimerHandle, default_exception_handler, get_running_loop, log_report,
 };
 
 // Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.

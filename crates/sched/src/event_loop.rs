@@ -385,7 +385,10 @@ impl EventLoop {
             }
             for (sig, _) in &handlers {
                 if let Err(err) = reactor.unwatch_signal(*sig) {
-                    log::warn!(target: "evloop", "removing the handler of signal {sig}: {err}");
+                    crate::log_report(
+                        log::Level::Warn,
+                        &format!("removing the handler of signal {sig}: {err}"),
+                    );
                 }
             }
         }
@@ -709,7 +712,8 @@ impl EventLoop {
 
     // ----- exception handler and debug mode -------------------------------------------------
 
-    /// Sets the exception handler (`None` restores the default, which logs).
+    /// Sets the exception handler (`None` restores the default, which logs, or writes to stderr
+    /// when the program installed no logger: see [`log_report`](crate::log_report)).
     pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
         let old = self.inner.handler.replace(handler);
         drop(old);
@@ -720,7 +724,8 @@ impl EventLoop {
         self.inner.handler.borrow().clone()
     }
 
-    /// The default handler: logs the context through `log` at error level.
+    /// The default handler: logs the context through `log` at error level, or writes it to
+    /// stderr when the program installed no logger (see [`log_report`](crate::log_report)).
     pub fn default_exception_handler(&self, ctx: &Context) {
         default_exception_handler(ctx);
     }
