@@ -10,7 +10,7 @@
 //! # Ordering promises
 //!
 //! - A task's first step is scheduled like a `call_soon` callback, never run inline (unless an
-//!   eager task factory is set), and each later step is one entry in the same FIFO as
+//!   eager task factory is set and the loop is running), and each later step is one entry in the same FIFO as
 //!   callbacks. Queueing a step allocates nothing (`EventLoop::call_soon_step`), and a task is
 //!   one allocation: its state, its future and its waker state together.
 //! - A task awaiting a future set in iteration N resumes in iteration N + 1.

@@ -19,7 +19,7 @@ pub(crate) use crate::step::TaskInfo;
 ///
 /// Each step of the task (one poll of its future) is one entry in the loop's ready queue, FIFO
 /// with callbacks; the first step is scheduled, never run inline (unless an eager task factory
-/// is set). Awaiting a `Task` gives `Ok(output)` or the [`Error`] (cancelled, or failed: a panic
+/// is set and the loop is running). Awaiting a `Task` gives `Ok(output)` or the [`Error`] (cancelled, or failed: a panic
 /// inside the task is caught and becomes the task's failure). Clones share the task; the output
 /// is handed out once, as for [`LoopFuture`](crate::LoopFuture).
 ///
