@@ -8,6 +8,7 @@ use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
 use crate::current::{AnyTask, Registry, current_node, register_node};
 use crate::factory::{self, NewTask, TaskFactory};
 use crate::raw;
+use crate::until;
 use crate::{Error, LoopFuture, Task};
 
 mod sealed {
@@ -44,11 +45,23 @@ pub trait LoopTaskExt: sealed::Sealed {
 
     /// Runs the loop until `fut` (wrapped in a task) completes, and returns its output.
     ///
+    /// As asyncio's, the loop runs one more iteration after the one in which `fut` completes
+    /// (the wrapper's done callback stops it). asyncio passes a task or a future through as it
+    /// is, where evloop wraps every `fut`: for a [`Task`] or a [`LoopFuture`](crate::LoopFuture)
+    /// that finishes in iteration N, asyncio returns after N + 1 and evloop after N + 2 (the
+    /// wrapper's step runs in N + 1).
+    ///
+    /// If the loop stops first, `fut` is dropped (on the loop's thread) and the call returns
+    /// [`Error::is_stopped`]; the wrapper never takes an output. To keep the work running
+    /// across a stop, pass a task: it stays pending, and a later call with a clone of it
+    /// returns its output. asyncio keeps running the task it wrapped a coroutine in; here the
+    /// wrapper cannot tell a task passed in from any other future, and one left running would
+    /// take the output of the task it awaits the moment that task finished.
+    ///
     /// # Errors
     ///
     /// - a loop error: closed (`is_closed()`), already running, or another loop runs here;
-    /// - [`Error::is_stopped`] if the loop was stopped before `fut` completed (the task stays
-    ///   pending: a later call with the same task can finish it);
+    /// - [`Error::is_stopped`] if the loop was stopped before `fut` completed;
     /// - the task's error: cancelled, or failed (a panic inside `fut`).
     ///
     /// # Examples
@@ -167,17 +180,7 @@ impl LoopTaskExt for EventLoop {
                 evloop_sched::Error::other_loop_running().into()
             });
         }
-        let task = self.create_task(fut)?;
-        let lp = self.clone();
-        let id = task.add_done_callback(move |_| lp.stop());
-        let ran = self.run_forever();
-        // Removed whatever happened, so a later call is not stopped by this one's callback.
-        task.remove_done_callback(id);
-        ran?;
-        if !task.done() {
-            return Err(Error::stopped());
-        }
-        task.take_result()
+        until::run(self, fut)
     }
 
     fn set_task_factory(&self, factory: Option<TaskFactory>) {

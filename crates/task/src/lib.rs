@@ -42,6 +42,7 @@ mod raw;
 mod sleep;
 mod step;
 mod task;
+mod until;
 
 pub use cleanup::{CleanupId, ShutdownCleanups};
 pub use core::CallbackId;

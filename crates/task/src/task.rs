@@ -174,6 +174,19 @@ impl<T: 'static> Task<T> {
         self.core.lp.clone()
     }
 
+    /// Ends a pending task cancelled, now, without cancelling what it awaits and without a
+    /// report (`run_until_complete`'s wrapper, abandoned when the loop stopped first). Its body
+    /// is dropped with the task. Not for a task whose step is running.
+    pub(crate) fn retire(&self) {
+        if self.done() || self.info().running() {
+            return;
+        }
+        let waiter = self.info().take_waiter();
+        drop(waiter);
+        self.core
+            .cancel_future(Some(Arc::from("run_until_complete stopped")));
+    }
+
     /// This task without its output type.
     pub fn as_any(&self) -> AnyTask {
         AnyTask {
