@@ -27,7 +27,7 @@ use crate::handle::{Callback, Handle, Once, TimerHandle, arrived};
 use crate::job::{Job, JobKind};
 use crate::remote::{RemoteLoop, Shared};
 use crate::step::RawStep;
-use crate::{Error, running};
+use crate::{Error, owned, running};
 
 /// The environment variable that turns debug mode on for new loops when set to `1`
 /// (asyncio's `PYTHONASYNCIODEBUG`).
@@ -96,6 +96,9 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.state.get() != State::Closed && self.debug.get() {
+            warn_unclosed(self.state.get() == State::Running, self.debug.get());
+        }
         // A loop dropped without close(): refuse further remote submissions and release the
         // ones already queued (their closures are dropped; their handles read cancelled).
         self.remote.shared.queue.close();
@@ -109,6 +112,20 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+/// Debug mode's report of a loop dropped, or left at its thread's end, without `close()`
+/// (asyncio's `ResourceWarning: unclosed event loop`, from `BaseEventLoop.__del__`).
+fn warn_unclosed(running: bool, debug: bool) {
+    let cap = |b: bool| if b { "True" } else { "False" };
+    crate::log_report(
+        log::Level::Warn,
+        &format!(
+            "unclosed event loop <EventLoop running={} closed=False debug={}>",
+            cap(running),
+            cap(debug)
+        ),
+    );
 }
 
 /// An event loop: asyncio's `BaseEventLoop` without futures and networking (those come from the
@@ -148,6 +165,14 @@ impl EventLoop {
     /// Creates a loop: a reactor (epoll), a timer wheel and an empty ready queue. Debug mode is on
     /// if the environment has `EVLOOP_DEBUG=1`.
     ///
+    /// **Close the loop when you are done with it** ([`close`](EventLoop::close)); dropping the
+    /// handles is not enough. A pending callback or a transport holding a clone of the loop
+    /// keeps it, its fds and its buffers alive, and Rust has no garbage collector to find that
+    /// cycle as asyncio's does. `evloop::run(fut)` makes a loop, runs `fut`, and closes it for
+    /// you. As a safety net, a thread that ends closes the loops it made and left open, and
+    /// debug mode reports a loop dropped or left open without `close()` ("unclosed event
+    /// loop", asyncio's `ResourceWarning`).
+    ///
     /// # Errors
     ///
     /// The OS error if the reactor cannot be created (e.g. out of file descriptors).
@@ -155,7 +180,7 @@ impl EventLoop {
         let reactor = Reactor::new()?;
         let shared = Arc::new(Shared::new(reactor.waker()));
         let debug = std::env::var_os(DEBUG_ENV).is_some_and(|v| v == "1");
-        Ok(EventLoop {
+        let lp = EventLoop {
             inner: Rc::new(Inner {
                 state: Cell::new(State::Idle),
                 stopping: Cell::new(false),
@@ -174,7 +199,16 @@ impl EventLoop {
                 locals: RefCell::new(Vec::new()),
                 close_hooks: RefCell::new(Vec::new()),
             }),
-        })
+        };
+        owned::register(&lp.inner);
+        Ok(lp)
+    }
+
+    /// Debug mode: reports this loop as left open (see `owned`).
+    pub(crate) fn warn_unclosed(&self) {
+        if self.inner.debug.get() {
+            warn_unclosed(self.is_running(), true);
+        }
     }
 
     /// True if `self` and `other` are the same loop.
@@ -337,7 +371,8 @@ impl EventLoop {
         self.inner.is_closed()
     }
 
-    /// Closes the loop: pending callbacks and timers are dropped without running (their handles
+    /// Closes the loop; required once you are done with it (see [`new`](EventLoop::new)):
+    /// pending callbacks and timers are dropped without running (their handles
     /// read `cancelled()`), fd watches and signal handlers are removed (restoring the default
     /// signal dispositions), the reactor is closed, and then the close hooks run (the crates
     /// above release their transports and shut the default executor down there). Calling it

@@ -31,6 +31,7 @@ mod exception;
 mod handle;
 mod io;
 mod job;
+mod owned;
 mod remote;
 mod running;
 mod step;
