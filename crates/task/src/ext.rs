@@ -4,6 +4,7 @@ use std::future::Future;
 
 use evloop_sched::{EventLoop, get_running_loop};
 
+use crate::cancel_all::CancelAllTasks;
 use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
 use crate::current::{AnyTask, Registry, current_node, register_node};
 use crate::factory::{self, NewTask, TaskFactory};
@@ -119,6 +120,27 @@ pub trait LoopTaskExt: sealed::Sealed {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn shutdown_cleanups(&self) -> ShutdownCleanups;
+
+    /// asyncio's `runners._cancel_all_tasks`, as `evloop::run` uses it: cancels every pending
+    /// task of the loop now, and returns a future that completes once all of them are done
+    /// (run it with `run_until_complete`). A task that ends failed instead of cancelled is
+    /// reported to the exception handler ("unhandled exception during evloop::run() shutdown",
+    /// with `exception` and `task`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    /// use evloop::{LoopTaskExt, sleep};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let sleeper = lp.create_task(async { sleep(3600.0).await })?;
+    /// lp.run_until_complete(lp.cancel_all_tasks())?;
+    /// assert!(sleeper.cancelled());
+    /// lp.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn cancel_all_tasks(&self) -> CancelAllTasks;
 }
 
 impl LoopTaskExt for EventLoop {
@@ -205,5 +227,9 @@ impl LoopTaskExt for EventLoop {
 
     fn shutdown_cleanups(&self) -> ShutdownCleanups {
         ShutdownCleanups::new(self)
+    }
+
+    fn cancel_all_tasks(&self) -> CancelAllTasks {
+        CancelAllTasks::new(self)
     }
 }

@@ -31,6 +31,7 @@
 //! ([`Error::is_panic`]); the loop keeps running. If nobody looks at it, it is reported to the
 //! exception handler when the task is dropped ("Task exception was never retrieved").
 
+mod cancel_all;
 mod cleanup;
 mod core;
 mod current;
@@ -44,6 +45,7 @@ mod step;
 mod task;
 mod until;
 
+pub use cancel_all::CancelAllTasks;
 pub use cleanup::{CleanupId, ShutdownCleanups};
 pub use core::CallbackId;
 pub use current::{AnyTask, all_tasks, all_tasks_of, current_task};
