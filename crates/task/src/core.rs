@@ -498,6 +498,7 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
 
     /// Registers `cx`'s waker to be woken at completion, once (a waker already registered that
     /// would wake the same task is kept).
+    #[inline]
     fn register_waker(&self, cx: &TaskContext<'_>) {
         match self.waker.take() {
             Some(w) if w.will_wake(cx.waker()) => self.waker.set(Some(w)),
