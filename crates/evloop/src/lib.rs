@@ -58,7 +58,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A loop must be closed once you are done with it ([`EventLoop::close`]). [`run`] does it for
+//! A loop must be closed once you are done with it ([`EventLoop::close`]). [`run()`] does it for
 //! you, as `asyncio.run` does: a new loop, the future, every task left pending cancelled, the
 //! clean-ups, the default executor shut down, and the loop closed:
 //!

@@ -2,7 +2,7 @@
 //! [`Executor`] (a `threadpool` pool), `run_in_executor`, the loop's default executor (created
 //! lazily, shut down by `shutdown_default_executor` or by `close()`), and `getaddrinfo` /
 //! `getnameinfo`, which run on the executor so the loop never blocks on the resolver, and
-//! [`run`] (asyncio's `asyncio.run`: a new loop, the future, every leftover task cancelled,
+//! [`run()`] (asyncio's `asyncio.run`: a new loop, the future, every leftover task cancelled,
 //! the clean-ups and the executor's shutdown, `close()`), which lives here, the lowest floor
 //! that can shut the executor down. It
 //! depends only on `evloop-task` (floor 3) and `evloop-sched` (floor 2), plus `threadpool` and

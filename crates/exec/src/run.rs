@@ -1,4 +1,4 @@
-//! [`run`]: asyncio's `asyncio.run`, the easy way to use a loop and close it.
+//! [`run()`]: asyncio's `asyncio.run`, the easy way to use a loop and close it.
 
 use std::future::Future;
 use std::time::Duration;

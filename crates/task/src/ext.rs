@@ -48,7 +48,7 @@ pub trait LoopTaskExt: sealed::Sealed {
     ///
     /// As asyncio's, the loop runs one more iteration after the one in which `fut` completes
     /// (the wrapper's done callback stops it). asyncio passes a task or a future through as it
-    /// is, where evloop wraps every `fut`: for a [`Task`] or a [`LoopFuture`](crate::LoopFuture)
+    /// is, where evloop wraps every `fut`: for a [`Task`] or a [`LoopFuture`]
     /// that finishes in iteration N, asyncio returns after N + 1 and evloop after N + 2 (the
     /// wrapper's step runs in N + 1).
     ///
