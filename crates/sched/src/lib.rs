@@ -25,6 +25,7 @@
 //! reported the same way, without `handle`: a step has none.
 
 mod clock;
+mod close;
 mod error;
 mod event_loop;
 mod exception;
