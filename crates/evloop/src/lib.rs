@@ -14,7 +14,7 @@
 //! | 1 | `evloop-timer` | the hierarchical timer wheel |
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
 //! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
-//! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo` |
+//! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo`, `run` |
 //! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes |
 //! | 6 | `evloop` | this facade |
 //!
@@ -57,24 +57,41 @@
 //! lp.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A loop must be closed once you are done with it ([`EventLoop::close`]). [`run()`] does it for
+//! you, as `asyncio.run` does: a new loop, the future, every task left pending cancelled, the
+//! clean-ups, the default executor shut down, and the loop closed:
+//!
+//! ```
+//! use evloop::prelude::*;
+//!
+//! let answer = evloop::run(async {
+//!     let lp = get_running_loop()?;
+//!     let two = lp.run_in_executor(None, || 1 + 1)?.await?;
+//!     sleep(0.01).await?;
+//!     Ok::<_, TaskError>(40 + two)
+//! })??;
+//! assert_eq!(answer, 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use evloop_sched::{
     Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
     Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop,
-    TimerHandle, default_exception_handler, get_running_loop,
+    TimerHandle, default_exception_handler, get_running_loop, log_report,
 };
 
 // Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.
 pub use evloop_task::{
-    AnyTask, CallbackId, CleanupId, Error as TaskError, LoopFuture, LoopTaskExt, NewTask,
-    ShutdownCleanups, Sleep, Task, TaskFactory, all_tasks, all_tasks_of, current_task,
+    AnyTask, CallbackId, CancelAllTasks, CleanupId, Error as TaskError, LoopFuture, LoopTaskExt,
+    NewTask, ShutdownCleanups, Sleep, Task, TaskFactory, all_tasks, all_tasks_of, current_task,
     eager_task_factory, sleep,
 };
 
 // Floor 4: the executor bridge.
 pub use evloop_exec::{
     AddrInfo, AddrInfoHints, Executor, LoopExecExt, MAX_DEFAULT_WORKERS, Resolve, ResolveError,
-    ShutdownDefaultExecutor,
+    ShutdownDefaultExecutor, THREAD_JOIN_TIMEOUT, run,
 };
 
 // Floor 5: networking: the low-level socket operations, stream transports and protocols,

@@ -28,14 +28,21 @@ impl ShutdownDefaultExecutor {
         let pool = slot.pool.borrow_mut().take();
         let joined = pool.and_then(|pool| {
             // Joined on a thread of its own, so the loop keeps running meanwhile.
-            let joining = spawn_job(lp, move || pool.join(), |job| {
-                let spawned = std::thread::Builder::new()
-                    .name("evloop-exec-join".to_owned())
-                    .spawn(job);
-                if let Err(err) = spawned {
-                    log::warn!(target: "evloop", "cannot start the executor's joining thread: {err}");
-                }
-            });
+            let joining = spawn_job(
+                lp,
+                move || pool.join(),
+                |job| {
+                    let spawned = std::thread::Builder::new()
+                        .name("evloop-exec-join".to_owned())
+                        .spawn(job);
+                    if let Err(err) = spawned {
+                        evloop_sched::log_report(
+                            log::Level::Warn,
+                            &format!("cannot start the executor's joining thread: {err}"),
+                        );
+                    }
+                },
+            );
             joining.ok()
         });
         ShutdownDefaultExecutor {
@@ -58,10 +65,12 @@ impl Future for ShutdownDefaultExecutor {
         }
         if let Some((limit, timer)) = self.timeout.as_mut() {
             if Pin::new(timer).poll(cx).is_ready() {
-                log::warn!(
-                    target: "evloop",
-                    "The executor did not finish joining its threads within {:.3} seconds.",
-                    limit.as_secs_f64()
+                evloop_sched::log_report(
+                    log::Level::Warn,
+                    &format!(
+                        "The executor did not finish joining its threads within {:.3} seconds.",
+                        limit.as_secs_f64()
+                    ),
                 );
                 self.joined = None;
                 return Poll::Ready(false);

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +23,11 @@ use evloop_timer::{TimerKey, TimerWheel};
 
 use crate::clock::{self, Deadline, Delay, NEVER};
 use crate::exception::{Context, default_exception_handler};
-use crate::handle::{Callback, Handle, Once, TimerHandle, arrived};
-use crate::job::{Job, JobKind};
+use crate::handle::{Callback, Handle, Once, TimerHandle};
+use crate::job::Job;
 use crate::remote::{RemoteLoop, Shared};
 use crate::step::RawStep;
-use crate::{Error, running};
+use crate::{Error, owned, running};
 
 /// The environment variable that turns debug mode on for new loops when set to `1`
 /// (asyncio's `PYTHONASYNCIODEBUG`).
@@ -92,15 +92,38 @@ impl Inner {
     pub(crate) fn is_closed(&self) -> bool {
         self.state.get() == State::Closed
     }
+
+    /// Debug mode's report of a loop dropped, or left at its thread's end, without `close()`
+    /// (asyncio's `ResourceWarning: unclosed event loop`, from `BaseEventLoop.__del__`).
+    pub(crate) fn warn_unclosed(&self) {
+        let cap = |b: bool| if b { "True" } else { "False" };
+        crate::log_report(
+            log::Level::Warn,
+            &format!(
+                "unclosed event loop <EventLoop running={} closed=False debug={}>",
+                cap(self.state.get() == State::Running),
+                cap(self.debug.get())
+            ),
+        );
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.state.get() != State::Closed && self.debug.get() {
+            self.warn_unclosed();
+        }
         // A loop dropped without close(): refuse further remote submissions and release the
         // ones already queued (their closures are dropped; their handles read cancelled).
         self.remote.shared.queue.close();
         while let Ok(cb) = self.remote.shared.queue.pop() {
-            cb.cancel();
+            // A destructor that panics must not stop the others (nor unwind out of a drop).
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.cancel())) {
+                default_exception_handler(
+                    &Context::new("Exception in the destructor of a callback of a dropped loop")
+                        .with_exception(crate::Exception::from_panic(payload)),
+                );
+            }
         }
     }
 }
@@ -142,6 +165,14 @@ impl EventLoop {
     /// Creates a loop: a reactor (epoll), a timer wheel and an empty ready queue. Debug mode is on
     /// if the environment has `EVLOOP_DEBUG=1`.
     ///
+    /// **Close the loop when you are done with it** ([`close`](EventLoop::close)); dropping the
+    /// handles is not enough. A pending callback or a transport holding a clone of the loop
+    /// keeps it, its fds and its buffers alive, and Rust has no garbage collector to find that
+    /// cycle as asyncio's does. `evloop::run(fut)` makes a loop, runs `fut`, and closes it for
+    /// you. As a safety net, a thread that ends closes the loops it made and left open, and
+    /// debug mode reports a loop dropped or left open without `close()` ("unclosed event
+    /// loop", asyncio's `ResourceWarning`).
+    ///
     /// # Errors
     ///
     /// The OS error if the reactor cannot be created (e.g. out of file descriptors).
@@ -149,7 +180,7 @@ impl EventLoop {
         let reactor = Reactor::new()?;
         let shared = Arc::new(Shared::new(reactor.waker()));
         let debug = std::env::var_os(DEBUG_ENV).is_some_and(|v| v == "1");
-        Ok(EventLoop {
+        let lp = EventLoop {
             inner: Rc::new(Inner {
                 state: Cell::new(State::Idle),
                 stopping: Cell::new(false),
@@ -168,7 +199,9 @@ impl EventLoop {
                 locals: RefCell::new(Vec::new()),
                 close_hooks: RefCell::new(Vec::new()),
             }),
-        })
+        };
+        owned::register(&lp.inner);
+        Ok(lp)
     }
 
     /// True if `self` and `other` are the same loop.
@@ -329,78 +362,6 @@ impl EventLoop {
     #[inline]
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
-    }
-
-    /// Closes the loop: pending callbacks and timers are dropped without running (their handles
-    /// read `cancelled()`), fd watches and signal handlers are removed (restoring the default
-    /// signal dispositions), and the reactor is closed. Calling it again does nothing.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::close_while_running`] if the loop is running; it keeps running.
-    pub fn close(&self) -> Result<(), Error> {
-        match self.inner.state.get() {
-            State::Running => return Err(Error::close_while_running()),
-            State::Closed => return Ok(()),
-            State::Idle => {}
-        }
-        let inner = &*self.inner;
-        inner.state.set(State::Closed);
-        inner.stopping.set(false);
-
-        // Collect everything first, release every borrow, then cancel: cancelling drops user
-        // closures, whose destructors may call back into the (now closed) loop.
-        inner.remote.shared.queue.close();
-        let mut dropped: Vec<Job> = Vec::new();
-        while let Ok(cb) = inner.remote.shared.queue.pop() {
-            dropped.push(arrived(cb));
-        }
-        dropped.extend(inner.ready.borrow_mut().drain(..));
-        {
-            let mut timers = inner.timers.borrow_mut();
-            while let Some((_, job)) = timers.pop_expired(NEVER) {
-                dropped.push(job);
-            }
-        }
-        let watches: Vec<(RawFd, Watch)> = inner.watches.borrow_mut().drain().collect();
-        let handlers: Vec<(i32, Rc<dyn Callback>)> =
-            inner.signal_handlers.borrow_mut().drain().collect();
-        let reactor = inner.reactor.borrow_mut().take();
-        if let Some(mut reactor) = reactor {
-            for (fd, _) in &watches {
-                // Closed fds are already gone from the kernel's set; nothing else can fail here.
-                let _ = reactor.remove(*fd);
-            }
-            for (sig, _) in &handlers {
-                if let Err(err) = reactor.unwatch_signal(*sig) {
-                    log::warn!(target: "evloop", "removing the handler of signal {sig}: {err}");
-                }
-            }
-        }
-        // In queue order: callbacks are cancelled (their handles read cancelled), steps are
-        // dropped, each as its turn comes, so a step's destructor sees the callbacks before it
-        // cancelled and those after it still pending, as it would have at run time.
-        for job in dropped {
-            match job.into_kind() {
-                JobKind::Callback(entry) => entry.cancel(),
-                JobKind::Step(step) => drop(step),
-            }
-        }
-        for (_, watch) in watches {
-            watch
-                .reader
-                .iter()
-                .chain(watch.writer.iter())
-                .for_each(|cb| cb.cancel());
-        }
-        for (_, cb) in handlers {
-            cb.cancel();
-        }
-        let hooks = std::mem::take(&mut *inner.close_hooks.borrow_mut());
-        for hook in hooks {
-            hook();
-        }
-        Ok(())
     }
 
     /// Per-loop state of a crate built on this one (the task registry, the default executor…):
@@ -672,7 +633,8 @@ impl EventLoop {
 
     // ----- exception handler and debug mode -------------------------------------------------
 
-    /// Sets the exception handler (`None` restores the default, which logs).
+    /// Sets the exception handler (`None` restores the default, which logs, or writes to stderr
+    /// when the program installed no logger: see [`log_report`](crate::log_report)).
     pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
         let old = self.inner.handler.replace(handler);
         drop(old);
@@ -683,7 +645,8 @@ impl EventLoop {
         self.inner.handler.borrow().clone()
     }
 
-    /// The default handler: logs the context through `log` at error level.
+    /// The default handler: logs the context through `log` at error level, or writes it to
+    /// stderr when the program installed no logger (see [`log_report`](crate::log_report)).
     pub fn default_exception_handler(&self, ctx: &Context) {
         default_exception_handler(ctx);
     }

@@ -2,12 +2,16 @@
 //!
 //! A panic in a callback, an error a transport cannot hand to anyone, a task dropped while
 //! pending: each becomes a [`Context`] passed to the loop's handler (asyncio's context dict). The
-//! default handler logs it through the `log` crate at error level. A custom handler that panics
+//! default handler logs it through the `log` crate at error level, or writes it to stderr when
+//! the program installed no logger ([`log_report`]). A custom handler that panics
 //! falls back to the default one; the loop keeps running either way.
 
 use std::any::Any;
 use std::fmt;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use log::{Level, LevelFilter, Metadata};
 
 use crate::Handle;
 
@@ -245,16 +249,55 @@ pub(crate) fn format_context(ctx: &Context) -> String {
     out
 }
 
-/// asyncio's `default_exception_handler`: logs the context at error level. A logger that panics
-/// is contained: "Exception in default exception handler" is logged instead.
+/// asyncio's `default_exception_handler`: reports the context at error level through
+/// [`log_report`] (the program's `log` logger, or stderr when it installed none). A logger that
+/// panics is contained: "Exception in default exception handler" is reported instead.
 pub fn default_exception_handler(ctx: &Context) {
     let text = format_context(ctx);
-    if catch_unwind(AssertUnwindSafe(|| log::error!(target: "evloop", "{text}"))).is_err() {
-        let _ = catch_unwind(
-            || log::error!(target: "evloop", "Exception in default exception handler"),
-        );
+    if catch_unwind(AssertUnwindSafe(|| log_report(Level::Error, &text))).is_err() {
+        let _ = catch_unwind(|| log_report(Level::Error, "Exception in default exception handler"));
     }
 }
+
+/// True when the program installed no `log` logger, so that a record would reach nobody.
+///
+/// `log` offers no direct test. Until a logger is installed, `log::max_level()` is `Off` and
+/// `log::logger()` is a no-op logger whose `enabled` is always false; installing one (`env_logger`,
+/// `simple_logger`…) raises the max level. Both are checked: the max level alone would also take
+/// a program that installed a logger and silenced everything with `set_max_level(Off)` for one
+/// with none, and that program asked for silence, not for stderr.
+fn no_logger() -> bool {
+    log::max_level() == LevelFilter::Off
+        && !log::logger().enabled(
+            &Metadata::builder()
+                .level(Level::Error)
+                .target(TARGET)
+                .build(),
+        )
+}
+
+/// How evloop writes its own reports (the default exception handler, debug mode's slow-callback
+/// warnings, the executor's shutdown warning): through the `log` crate, target `evloop`, when the
+/// program installed a logger; to stderr, as `LEVEL evloop: text`, when it installed none, so
+/// that errors are never invisible by default (asyncio's reports reach stderr the same way,
+/// through `logging`'s last-resort handler, when logging is not configured).
+///
+/// # Examples
+///
+/// ```
+/// evloop::log_report(log::Level::Warn, "something odd happened");
+/// ```
+pub fn log_report(level: Level, text: &str) {
+    if no_logger() {
+        // A closed or full stderr is no reason to fail: the report is dropped.
+        let _ = writeln!(std::io::stderr().lock(), "{level} {TARGET}: {text}");
+    } else {
+        log::log!(target: TARGET, level, "{text}");
+    }
+}
+
+/// The `log` target of evloop's reports.
+const TARGET: &str = "evloop";
 
 #[cfg(test)]
 mod tests {

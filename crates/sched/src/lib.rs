@@ -25,12 +25,14 @@
 //! reported the same way, without `handle`: a step has none.
 
 mod clock;
+mod close;
 mod error;
 mod event_loop;
 mod exception;
 mod handle;
 mod io;
 mod job;
+mod owned;
 mod remote;
 mod running;
 mod step;
@@ -39,7 +41,7 @@ mod tick;
 pub use clock::{Deadline, Delay};
 pub use error::Error;
 pub use event_loop::{DEBUG_ENV, DEFAULT_SLOW_CALLBACK, EventLoop, ExceptionHandler};
-pub use exception::{Context, ContextValue, Exception, default_exception_handler};
+pub use exception::{Context, ContextValue, Exception, default_exception_handler, log_report};
 pub use handle::{Handle, RemoteHandle, TimerHandle};
 pub use io::FdClaim;
 pub use remote::RemoteLoop;

@@ -10,15 +10,31 @@ thread_local! {
 
 /// The loop running on this thread, if any.
 pub(crate) fn current() -> Option<EventLoop> {
-    RUNNING.with(|r| r.borrow().clone())
+    // `try_with`: a loop closed by its thread's end (`owned`) may run code that asks, after
+    // this thread-local is gone; no loop runs then.
+    RUNNING
+        .try_with(|r| r.try_borrow().ok().and_then(|r| r.clone()))
+        .ok()
+        .flatten()
 }
 
 /// Calls `f` with the loop running on this thread, without cloning it.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
-    RUNNING.with(|r| match r.try_borrow() {
-        Ok(slot) => f(slot.as_ref()),
-        Err(_) => f(None),
-    })
+    let mut f = Some(f);
+    let out = RUNNING.try_with(|r| {
+        let f = f.take()?;
+        Some(match r.try_borrow() {
+            Ok(slot) => f(slot.as_ref()),
+            Err(_) => f(None),
+        })
+    });
+    match (out, f) {
+        (Ok(Some(out)), _) => out,
+        // The thread-local is gone (the thread is ending): no loop runs.
+        (_, Some(f)) => f(None),
+        // `f` is taken only inside the closure, which then returns `Some`.
+        (_, None) => unreachable!("`f` is taken only by a call that returns its output"),
+    }
 }
 
 /// Makes `lp` the thread's running loop.
@@ -28,22 +44,25 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
 /// - [`Error::already_running`] if `lp` is the running loop already;
 /// - [`Error::other_loop_running`] if another loop runs on this thread.
 pub(crate) fn enter(lp: &EventLoop) -> Result<(), Error> {
-    RUNNING.with(|r| {
-        let mut slot = r.borrow_mut();
-        match &*slot {
-            Some(other) if other.ptr_eq(lp) => Err(Error::already_running()),
-            Some(_) => Err(Error::other_loop_running()),
-            None => {
-                *slot = Some(lp.clone());
-                Ok(())
+    RUNNING
+        .try_with(|r| {
+            let mut slot = r.borrow_mut();
+            match &*slot {
+                Some(other) if other.ptr_eq(lp) => Err(Error::already_running()),
+                Some(_) => Err(Error::other_loop_running()),
+                None => {
+                    *slot = Some(lp.clone());
+                    Ok(())
+                }
             }
-        }
-    })
+        })
+        // The thread is ending (its thread-locals are being destroyed): no loop may start.
+        .unwrap_or_else(|_| Err(Error::not_running()))
 }
 
 /// Clears the thread's running loop (if it is `lp`).
 pub(crate) fn leave(lp: &EventLoop) {
-    let old = RUNNING.with(|r| {
+    let old = RUNNING.try_with(|r| {
         let mut slot = r.borrow_mut();
         if slot.as_ref().is_some_and(|cur| cur.ptr_eq(lp)) {
             slot.take()

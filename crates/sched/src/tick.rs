@@ -243,17 +243,17 @@ impl EventLoop {
             return;
         }
         let secs = took.as_secs_f64();
-        match current {
-            Some(entry) => log::warn!(
-                target: "evloop",
+        let text = match current {
+            Some(entry) => format!(
                 "Executing <Handle created at {}> took {secs:.3} seconds",
                 entry.location()
             ),
             None => {
                 let name = name.0.as_deref().unwrap_or("<queued step>");
-                log::warn!(target: "evloop", "Executing {name} took {secs:.3} seconds");
+                format!("Executing {name} took {secs:.3} seconds")
             }
-        }
+        };
+        crate::log_report(log::Level::Warn, &text);
     }
 }
 

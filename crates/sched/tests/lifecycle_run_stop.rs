@@ -3,10 +3,11 @@
 mod util;
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use evloop_sched::{EventLoop, get_running_loop};
-use util::{Log, run_one_iteration};
+use util::{Log, record_exceptions, run_one_iteration};
 
 // CPython: base::BaseEventLoopTests::test_close, events::EventLoopTestsMixin::test_close (A1).
 #[test]
@@ -186,5 +187,53 @@ fn tiny_delays_take_few_iterations() -> io::Result<()> {
     lp.run_forever_cleanup()?;
     assert_eq!(done.len(), 1);
     assert!(iterations <= 20, "{iterations} iterations");
+    Ok(())
+}
+
+/// Panics when dropped: what a pending callback or timer captures in the tests below.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+// Ours (issue 12, defect 4): a destructor that panics while close() drops a pending callback,
+// timer, fd watch or signal handler, and a close hook that panics, are each reported; close()
+// still finishes every other drop and runs every hook.
+#[test]
+fn panicking_destructors_and_hooks_at_close_are_reported_and_every_hook_runs() -> io::Result<()> {
+    let lp = EventLoop::new()?;
+    let seen = record_exceptions(&lp);
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    let soon = PanicOnDrop("soon");
+    lp.call_soon(move || drop(soon))?;
+    let later = PanicOnDrop("later");
+    lp.call_later(3600.0, move || drop(later))?;
+    let reader = PanicOnDrop("reader");
+    lp.add_reader(a.as_raw_fd(), move || {
+        let _ = &reader;
+    })?;
+    let hooks = Log::new();
+    let h1 = hooks.clone();
+    lp.on_close(move || h1.push("first"));
+    lp.on_close(|| panic!("hook"));
+    let h3 = hooks.clone();
+    lp.on_close(move || h3.push("last"));
+    lp.close()?;
+    assert!(lp.is_closed());
+    assert_eq!(hooks.take(), ["first", "last"]);
+    let seen = seen.take();
+    let panics: Vec<_> = seen.iter().filter_map(|s| s.exception.clone()).collect();
+    assert_eq!(panics, ["soon", "later", "reader", "hook"]);
+    assert!(
+        seen[0]
+            .message
+            .starts_with("Exception in the destructor of <Handle cancelled created at ")
+    );
+    assert_eq!(seen[0].keys, ["message", "exception", "handle"]);
+    assert_eq!(seen[3].message, "Exception in a close hook at close()");
+    drop((a, b));
     Ok(())
 }

@@ -246,6 +246,10 @@ pub(crate) trait Node: Awaited {
     /// own waker.
     fn clear_wakers(self: Rc<Self>);
     fn describe(&self) -> String;
+    /// Ready once the future is done; otherwise `cx`'s waker is woken when it is. Takes nothing.
+    fn poll_done(&self, cx: &mut TaskContext<'_>) -> Poll<()>;
+    /// asyncio's `exception()` (marks the outcome as looked at).
+    fn exception_of(&self) -> Result<Option<Error>, Error>;
 }
 
 impl<T: 'static> Core<T> {
@@ -483,6 +487,19 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
         if self.done() {
             return Poll::Ready(self.take_result());
         }
+        self.register_waker(cx);
+        current::with_current(|cur| {
+            if let Some(info) = cur.and_then(|cur| cur.task_info()) {
+                info.set_waiter_future(self.node());
+            }
+        });
+        Poll::Pending
+    }
+
+    /// Registers `cx`'s waker to be woken at completion, once (a waker already registered that
+    /// would wake the same task is kept).
+    #[inline]
+    fn register_waker(&self, cx: &TaskContext<'_>) {
         match self.waker.take() {
             Some(w) if w.will_wake(cx.waker()) => self.waker.set(Some(w)),
             Some(w) => {
@@ -499,12 +516,6 @@ impl<T: 'static, B: ?Sized + Tail> Core<T, B> {
             }
             None => self.waker.set(Some(cx.waker().clone())),
         }
-        current::with_current(|cur| {
-            if let Some(info) = cur.and_then(|cur| cur.task_info()) {
-                info.set_waiter_future(self.node());
-            }
-        });
-        Poll::Pending
     }
 
     /// This core as a [`Node`].
@@ -611,6 +622,18 @@ impl<T: 'static, B: Tail + 'static> Node for Core<T, B> {
 
     fn describe(&self) -> String {
         Core::describe(self)
+    }
+
+    fn poll_done(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.done() {
+            return Poll::Ready(());
+        }
+        self.register_waker(cx);
+        Poll::Pending
+    }
+
+    fn exception_of(&self) -> Result<Option<Error>, Error> {
+        self.exception()
     }
 }
 

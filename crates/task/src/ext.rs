@@ -4,10 +4,12 @@ use std::future::Future;
 
 use evloop_sched::{EventLoop, get_running_loop};
 
+use crate::cancel_all::CancelAllTasks;
 use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
 use crate::current::{AnyTask, Registry, current_node, register_node};
 use crate::factory::{self, NewTask, TaskFactory};
 use crate::raw;
+use crate::until;
 use crate::{Error, LoopFuture, Task};
 
 mod sealed {
@@ -44,11 +46,23 @@ pub trait LoopTaskExt: sealed::Sealed {
 
     /// Runs the loop until `fut` (wrapped in a task) completes, and returns its output.
     ///
+    /// As asyncio's, the loop runs one more iteration after the one in which `fut` completes
+    /// (the wrapper's done callback stops it). asyncio passes a task or a future through as it
+    /// is, where evloop wraps every `fut`: for a [`Task`] or a [`LoopFuture`]
+    /// that finishes in iteration N, asyncio returns after N + 1 and evloop after N + 2 (the
+    /// wrapper's step runs in N + 1).
+    ///
+    /// If the loop stops first, `fut` is dropped (on the loop's thread) and the call returns
+    /// [`Error::is_stopped`]; the wrapper never takes an output. To keep the work running
+    /// across a stop, pass a task: it stays pending, and a later call with a clone of it
+    /// returns its output. asyncio keeps running the task it wrapped a coroutine in; here the
+    /// wrapper cannot tell a task passed in from any other future, and one left running would
+    /// take the output of the task it awaits the moment that task finished.
+    ///
     /// # Errors
     ///
     /// - a loop error: closed (`is_closed()`), already running, or another loop runs here;
-    /// - [`Error::is_stopped`] if the loop was stopped before `fut` completed (the task stays
-    ///   pending: a later call with the same task can finish it);
+    /// - [`Error::is_stopped`] if the loop was stopped before `fut` completed;
     /// - the task's error: cancelled, or failed (a panic inside `fut`).
     ///
     /// # Examples
@@ -106,6 +120,27 @@ pub trait LoopTaskExt: sealed::Sealed {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn shutdown_cleanups(&self) -> ShutdownCleanups;
+
+    /// asyncio's `runners._cancel_all_tasks`, as `evloop::run` uses it: cancels every pending
+    /// task of the loop now, and returns a future that completes once all of them are done
+    /// (run it with `run_until_complete`). A task that ends failed instead of cancelled is
+    /// reported to the exception handler ("unhandled exception during evloop::run() shutdown",
+    /// with `exception` and `task`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::EventLoop;
+    /// use evloop::{LoopTaskExt, sleep};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let sleeper = lp.create_task(async { sleep(3600.0).await })?;
+    /// lp.run_until_complete(lp.cancel_all_tasks())?;
+    /// assert!(sleeper.cancelled());
+    /// lp.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn cancel_all_tasks(&self) -> CancelAllTasks;
 }
 
 impl LoopTaskExt for EventLoop {
@@ -167,17 +202,7 @@ impl LoopTaskExt for EventLoop {
                 evloop_sched::Error::other_loop_running().into()
             });
         }
-        let task = self.create_task(fut)?;
-        let lp = self.clone();
-        let id = task.add_done_callback(move |_| lp.stop());
-        let ran = self.run_forever();
-        // Removed whatever happened, so a later call is not stopped by this one's callback.
-        task.remove_done_callback(id);
-        ran?;
-        if !task.done() {
-            return Err(Error::stopped());
-        }
-        task.take_result()
+        until::run(self, fut)
     }
 
     fn set_task_factory(&self, factory: Option<TaskFactory>) {
@@ -202,5 +227,9 @@ impl LoopTaskExt for EventLoop {
 
     fn shutdown_cleanups(&self) -> ShutdownCleanups {
         ShutdownCleanups::new(self)
+    }
+
+    fn cancel_all_tasks(&self) -> CancelAllTasks {
+        CancelAllTasks::new(self)
     }
 }

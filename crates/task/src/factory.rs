@@ -71,10 +71,18 @@ impl NewTask {
         }
     }
 
-    /// Starts the task eagerly (asyncio 3.12's eager tasks): its first step runs now, inside
-    /// this call, with [`current_task`](crate::current_task) set to it. A task that finishes in
-    /// its first step is never scheduled on the loop.
+    /// Starts the task eagerly (asyncio 3.12's eager tasks) if the loop is running: its first
+    /// step runs now, inside this call, with [`current_task`](crate::current_task) set to it,
+    /// and a task that finishes in its first step is never scheduled on the loop. If the loop
+    /// is not running, the task is started the default way ([`start`](NewTask::start)), as
+    /// asyncio's `Task.__init__` does (`eager_start and self._loop.is_running()`): its first
+    /// step then runs inside the loop, where `get_running_loop`, `sleep` and `all_tasks` work.
     pub fn start_eager(mut self) {
+        if !self.lp.is_running() {
+            // A closed loop refuses the step and the task ends cancelled: nothing to report.
+            let _ = self.start();
+            return;
+        }
         if let Some(first) = self.first.take() {
             self.mark_started();
             first.run();
@@ -100,8 +108,9 @@ impl fmt::Debug for NewTask {
     }
 }
 
-/// The eager task factory (asyncio's `eager_task_factory`): every task's first step runs inside
-/// `create_task`.
+/// The eager task factory (asyncio's `eager_task_factory`): while the loop runs, every task's
+/// first step runs inside `create_task`; a task created while the loop is not running is
+/// scheduled as usual (see [`NewTask::start_eager`]).
 ///
 /// # Examples
 ///
@@ -112,10 +121,14 @@ impl fmt::Debug for NewTask {
 ///
 /// let lp = EventLoop::new()?;
 /// lp.set_task_factory(Some(eager_task_factory()));
-/// let ran = Rc::new(Cell::new(false));
-/// let r2 = ran.clone();
-/// let t = lp.create_task(async move { r2.set(true) })?;
-/// assert!(ran.get() && t.done()); // ran inside create_task
+/// let l2 = lp.clone();
+/// let ran_inside = lp.run_until_complete(async move {
+///     let ran = Rc::new(Cell::new(false));
+///     let r2 = ran.clone();
+///     let t = l2.create_task(async move { r2.set(true) })?;
+///     Ok::<_, evloop::TaskError>(ran.get() && t.done()) // ran inside create_task
+/// })??;
+/// assert!(ran_inside);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn eager_task_factory() -> TaskFactory {

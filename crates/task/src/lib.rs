@@ -10,7 +10,7 @@
 //! # Ordering promises
 //!
 //! - A task's first step is scheduled like a `call_soon` callback, never run inline (unless an
-//!   eager task factory is set), and each later step is one entry in the same FIFO as
+//!   eager task factory is set and the loop is running), and each later step is one entry in the same FIFO as
 //!   callbacks. Queueing a step allocates nothing (`EventLoop::call_soon_step`), and a task is
 //!   one allocation: its state, its future and its waker state together.
 //! - A task awaiting a future set in iteration N resumes in iteration N + 1.
@@ -31,6 +31,7 @@
 //! ([`Error::is_panic`]); the loop keeps running. If nobody looks at it, it is reported to the
 //! exception handler when the task is dropped ("Task exception was never retrieved").
 
+mod cancel_all;
 mod cleanup;
 mod core;
 mod current;
@@ -42,7 +43,9 @@ mod raw;
 mod sleep;
 mod step;
 mod task;
+mod until;
 
+pub use cancel_all::CancelAllTasks;
 pub use cleanup::{CleanupId, ShutdownCleanups};
 pub use core::CallbackId;
 pub use current::{AnyTask, all_tasks, all_tasks_of, current_task};

@@ -173,6 +173,11 @@ impl TaskInfo {
         drop(old);
     }
 
+    /// True while a step of the task polls its body.
+    pub(crate) fn running(&self) -> bool {
+        self.running.get()
+    }
+
     pub(crate) fn take_waiter(&self) -> Option<Rc<dyn Awaited>> {
         self.waiter.take()
     }

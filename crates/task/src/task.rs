@@ -19,7 +19,7 @@ pub(crate) use crate::step::TaskInfo;
 ///
 /// Each step of the task (one poll of its future) is one entry in the loop's ready queue, FIFO
 /// with callbacks; the first step is scheduled, never run inline (unless an eager task factory
-/// is set). Awaiting a `Task` gives `Ok(output)` or the [`Error`] (cancelled, or failed: a panic
+/// is set and the loop is running). Awaiting a `Task` gives `Ok(output)` or the [`Error`] (cancelled, or failed: a panic
 /// inside the task is caught and becomes the task's failure). Clones share the task; the output
 /// is handed out once, as for [`LoopFuture`](crate::LoopFuture).
 ///
@@ -172,6 +172,19 @@ impl<T: 'static> Task<T> {
     /// The loop the task runs on.
     pub fn get_loop(&self) -> EventLoop {
         self.core.lp.clone()
+    }
+
+    /// Ends a pending task cancelled, now, without cancelling what it awaits and without a
+    /// report (`run_until_complete`'s wrapper, abandoned when the loop stopped first). Its body
+    /// is dropped with the task. Not for a task whose step is running.
+    pub(crate) fn retire(&self) {
+        if self.done() || self.info().running() {
+            return;
+        }
+        let waiter = self.info().take_waiter();
+        drop(waiter);
+        self.core
+            .cancel_future(Some(Arc::from("run_until_complete stopped")));
     }
 
     /// This task without its output type.

@@ -200,3 +200,120 @@ fn close_drops_queued_task_steps() -> TestResult {
     );
     Ok(())
 }
+
+// CPython: events::…::test_run_until_complete_stopped and base_events.run_until_complete, which
+// passes a task through as it is, so a later call with the same task returns its result
+// (issue 12, defect 2). The first call's wrapper must not take the output when the task
+// finishes during the second call.
+#[test]
+fn a_stopped_call_leaves_the_tasks_output_to_a_later_call() -> TestResult {
+    let lp = EventLoop::new()?;
+    let lp2 = lp.clone();
+    let t = lp.create_task(async move {
+        lp2.stop();
+        let _ = sleep(0.01).await;
+        String::from("seven")
+    })?;
+    assert!(
+        lp.run_until_complete(t.clone())
+            .is_err_and(|e| e.is_stopped())
+    );
+    assert!(!t.done());
+    assert_eq!(lp.run_until_complete(t.clone())??, "seven");
+    assert!(t.done());
+    // Nothing else took it either: the one output went to the call that asked for it.
+    assert!(
+        t.take_result()
+            .is_err_and(|e| e.to_string() == "result was already taken")
+    );
+    Ok(())
+}
+
+/// Records its drop in a shared flag.
+struct DropFlag(Rc<Cell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+// Ours (documented on run_until_complete): a future passed by value whose call the loop stopped
+// first is dropped when the call returns; asyncio keeps running the task it wrapped it in. The
+// loop's later runs do not run it, and nothing is reported.
+#[test]
+fn a_stopped_call_drops_a_future_passed_by_value() -> TestResult {
+    let lp = EventLoop::new()?;
+    let seen = record_exceptions(&lp);
+    let dropped = Rc::new(Cell::new(false));
+    let guard = DropFlag(dropped.clone());
+    let ran_on = Rc::new(Cell::new(false));
+    let (lp2, r2) = (lp.clone(), ran_on.clone());
+    let err = lp
+        .run_until_complete(async move {
+            let _guard = guard;
+            lp2.stop();
+            let _ = sleep(0.0).await;
+            r2.set(true);
+        })
+        .unwrap_err();
+    assert!(err.is_stopped());
+    assert!(dropped.get());
+    util::run_one_iteration(&lp)?;
+    util::run_one_iteration(&lp)?;
+    assert!(!ran_on.get());
+    lp.close()?;
+    assert!(seen.take().is_empty());
+    Ok(())
+}
+
+/// Counts iterations: a callback that re-schedules itself once per iteration.
+fn count_iterations(lp: &EventLoop) -> Rc<Cell<u32>> {
+    fn tick(lp: EventLoop, n: Rc<Cell<u32>>) {
+        n.set(n.get() + 1);
+        let l2 = lp.clone();
+        let _ = lp.call_soon(move || tick(l2, n));
+    }
+    let n = Rc::new(Cell::new(0));
+    let (l2, n2) = (lp.clone(), n.clone());
+    let _ = lp.call_soon(move || tick(l2, n2));
+    n
+}
+
+// CPython: base_events.BaseEventLoop.run_until_complete: the task's done callback
+// (_run_until_complete_cb) stops the loop, so a coroutine that completes in its first step
+// returns after two iterations: the step, then the stop.
+#[test]
+fn a_future_finishing_in_its_first_step_takes_two_iterations() -> TestResult {
+    let lp = EventLoop::new()?;
+    let n = count_iterations(&lp);
+    assert_eq!(lp.run_until_complete(async { 5 })?, 5);
+    assert_eq!(n.get(), 2);
+    lp.close()?;
+    Ok(())
+}
+
+// CPython: base_events.BaseEventLoop.run_until_complete with a future already done: asyncio
+// adds the stopping done callback to the future itself and returns after one iteration. Ours
+// (documented on run_until_complete): the wrapper's step comes first, so two; the output (or
+// the error) comes back the same.
+#[test]
+fn an_already_done_task_or_future_returns_its_outcome() -> TestResult {
+    let lp = EventLoop::new()?;
+    let t = lp.create_task(async { 3 })?;
+    let f = lp.create_future::<u8>();
+    f.set_result(4)?;
+    let failed = lp.create_task(async { panic!("early") })?;
+    util::run_one_iteration(&lp)?;
+    assert!(t.done() && failed.done());
+    let n = count_iterations(&lp);
+    assert_eq!(lp.run_until_complete(t.clone())??, 3);
+    assert_eq!(n.get(), 2);
+    assert_eq!(lp.run_until_complete(f.clone())??, 4);
+    assert!(
+        lp.run_until_complete(failed.clone())?
+            .is_err_and(|e| e.is_panic())
+    );
+    lp.close()?;
+    Ok(())
+}

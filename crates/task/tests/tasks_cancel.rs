@@ -314,27 +314,35 @@ fn a_cancelled_task_cleans_up_asynchronously_from_drop() -> TestResult {
     Ok(())
 }
 
-// Ours (issue 4's raw task): an eagerly started task that wakes itself and then closes its loop
-// inside that first step loses its queued step to close(); it still ends cancelled, its body
-// dropped and reported, instead of staying pending forever.
+// Ours (issue 4's raw task): a task whose step wakes itself and then closes its loop loses its
+// queued step to close(); it still ends cancelled, its body dropped and reported, instead of
+// staying pending forever. The eager factory used to run such a step inside create_task with
+// the loop idle; it now starts eagerly only on a running loop (which refuses close()), so the
+// step runs from the step API, between run_forever_setup and a close after the clean-up.
 #[test]
-fn an_eager_task_that_wakes_itself_and_closes_the_loop_ends_cancelled() -> TestResult {
+fn a_task_that_wakes_itself_and_closes_the_loop_ends_cancelled() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
     lp.set_task_factory(Some(evloop_task::eager_task_factory()));
     let log = Log::new();
-    let (l2, log2) = (lp.clone(), log.clone());
+    let log2 = log.clone();
     let task = lp.create_task(async move {
         let _guard = Guard(log2);
         std::future::poll_fn(|cx| {
             cx.waker().wake_by_ref();
-            let _ = l2.close();
             std::task::Poll::Ready(())
         })
         .await;
         std::future::pending::<()>().await;
     })?;
-    assert!(lp.is_closed());
+    assert!(
+        !task.done(),
+        "not run eagerly on a loop that is not running"
+    );
+    lp.run_forever_setup()?;
+    lp.run_once_timeout(std::time::Duration::ZERO)?;
+    lp.run_forever_cleanup()?;
+    lp.close()?;
     assert!(task.cancelled());
     assert_eq!(log.take(), ["dropped"]);
     let messages: Vec<String> = seen.take().into_iter().map(|s| s.message).collect();

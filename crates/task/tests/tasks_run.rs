@@ -224,10 +224,33 @@ fn an_eager_task_runs_its_first_step_inside_create_task() -> TestResult {
         ["first step", "create_task returned", "second step"]
     );
 
-    // A task that finishes in its first step is done when create_task returns.
+    // With the loop not running, the eager factory schedules the task (asyncio's
+    // `eager_start and self._loop.is_running()`): it runs on the loop, not inside create_task.
     let t = lp.create_task(async { 4 })?;
-    assert!(t.done());
-    assert_eq!(t.result()?, 4);
+    assert!(!t.done());
+    assert_eq!(lp.run_until_complete(t.clone())??, 4);
+    Ok(())
+}
+
+// CPython: test_eager_task_factory.py (EagerTaskFactoryLoopTests::test_eager_task_factory_set
+// runs `run_until_complete(main)` with the factory set) and tasks.Task.__init__, which starts a
+// task eagerly only if its loop is running. With the eager factory set before the loop runs,
+// main's first step runs inside the loop: get_running_loop, all_tasks and sleep work there.
+#[test]
+fn the_eager_factory_runs_main_inside_the_loop_when_set_before_it_runs() -> TestResult {
+    let lp = EventLoop::new()?;
+    lp.set_task_factory(Some(eager_task_factory()));
+    let lp2 = lp.clone();
+    let (running, listed, slept) = lp.run_until_complete(async move {
+        let running = evloop_sched::get_running_loop().is_ok_and(|r| r.ptr_eq(&lp2));
+        let me = current_task().ok_or("no current task")?;
+        let listed = all_tasks()?.iter().any(|t| t.ptr_eq(&me));
+        let slept = sleep(0.0).await.is_ok();
+        Ok::<_, Box<dyn StdError>>((running, listed, slept))
+    })??;
+    assert!(running, "get_running_loop() inside main's first step");
+    assert!(listed, "all_tasks() lists main during its first step");
+    assert!(slept, "sleep() works in main's first step");
     Ok(())
 }
 
