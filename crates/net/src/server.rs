@@ -28,6 +28,7 @@ use socket2::{SockAddr, Socket};
 
 use crate::open::UnixSocketFile;
 use crate::protocol::Protocol;
+use crate::registry::{NO_SLOT, Registry, Release};
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
 
@@ -67,6 +68,8 @@ struct ServerInner {
     forever: RefCell<Option<Waker>>,
     forever_active: Cell<bool>,
     unix_file: RefCell<Option<UnixSocketFile>>,
+    /// The server's slot in the loop's [`Registry`] until it closes (closing the loop does).
+    slot: Cell<u32>,
 }
 
 /// One listening socket of a [`Server`], as [`Server::sockets`] lists it.
@@ -115,7 +118,7 @@ impl Server {
             .first()
             .and_then(|s| s.domain().ok())
             .is_some_and(|d| d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
-        Server {
+        let server = Server {
             inner: Rc::new(ServerInner {
                 lp: lp.clone(),
                 tcp,
@@ -133,8 +136,12 @@ impl Server {
                 forever: RefCell::new(None),
                 forever_active: Cell::new(false),
                 unix_file: RefCell::new(unix_file),
+                slot: Cell::new(NO_SLOT),
             }),
-        }
+        };
+        let slot = Registry::insert(lp, &server.inner);
+        server.inner.slot.set(slot);
+        server
     }
 
     /// Starts accepting connections; does nothing if already serving or closed.
@@ -181,6 +188,7 @@ impl Server {
         if inner.closed.replace(true) {
             return;
         }
+        Registry::<ServerInner>::remove(&inner.lp, inner.slot.replace(NO_SLOT));
         inner.unwatch();
         inner.serving.set(false);
         if let Some(timer) = inner.retry.borrow_mut().take() {
@@ -409,6 +417,16 @@ impl Drop for ServerInner {
     fn drop(&mut self) {
         // Every handle is gone without `close()`: stop watching the listeners before they close.
         self.unwatch();
+    }
+}
+
+impl Release for ServerInner {
+    /// The loop is closing: the server stops listening, even if the program still holds it.
+    fn release(self: &Rc<Self>) {
+        Server {
+            inner: self.clone(),
+        }
+        .close();
     }
 }
 

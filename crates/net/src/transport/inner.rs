@@ -646,8 +646,17 @@ impl fmt::Debug for TransportInfo {
     }
 }
 
+impl Drop for Inner {
+    /// A transport nobody holds any more (not even the loop's fd watches, which closing the
+    /// loop drops) still owns its fd: close it, as asyncio's transport `__del__` does, so the
+    /// peer sees end of file instead of a leaked connection.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl Release for Inner {
-    fn release(&self) {
+    fn release(self: &Rc<Self>) {
         Inner::release(self);
     }
 }
