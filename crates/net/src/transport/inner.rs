@@ -292,6 +292,12 @@ impl Inner {
     // ----- writing -----
 
     /// Whether a write must be refused; counts it if so.
+    ///
+    /// A socket refuses writes once `connection_lost` is scheduled (asyncio's `_conn_lost`), not
+    /// as soon as `close()` is called: while `close()` still flushes the buffer, a write (from
+    /// `resume_writing`, say) is appended and sent before `connection_lost(None)`
+    /// (`selector_events._SelectorSocketTransport.write`, gh-115514). A write pipe refuses them
+    /// from `close()` on, as asyncio's `_UnixWritePipeTransport.write` does.
     fn refuse_write(&self) -> bool {
         if self.has(flag::EOF) && !self.has(flag::CLOSING) && self.role == Role::Socket {
             self.lp.call_exception_handler(
@@ -300,7 +306,11 @@ impl Inner {
             );
             return true;
         }
-        if self.has(flag::CLOSING) {
+        let refused = match self.role {
+            Role::Socket => self.has(flag::LOST | flag::EOF),
+            Role::ReadPipe | Role::WritePipe => self.has(flag::CLOSING),
+        };
+        if refused {
             let n = self.dropped_writes.get().saturating_add(1);
             self.dropped_writes.set(n);
             if n >= 5 {

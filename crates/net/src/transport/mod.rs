@@ -35,10 +35,14 @@ use inner::{Inner, Role};
 ///
 /// Methods do not return errors: an OS error on the connection (reset, broken pipe) closes the
 /// transport, and the protocol learns it from `connection_lost(Some(err))`, exactly once.
-/// Writes after `close()` are dropped (asyncio's behaviour; the protocol is told by
-/// `connection_lost`) and counted, with a warning in the log from the fifth on. A write after
-/// [`write_eof`](Transport::write_eof), or on a read pipe, is dropped and reported to the
-/// exception handler.
+///
+/// On a socket, a write after `close()` is still accepted while `close()` flushes the buffer
+/// (a `resume_writing` that writes more gets it sent before `connection_lost(None)`); once
+/// `connection_lost` is scheduled (the buffer drained, `abort()`, a fatal error), writes are
+/// dropped. That is asyncio's rule (`_SelectorSocketTransport.write`, gh-115514). A write pipe,
+/// as asyncio's, drops writes from `close()` on. Dropped writes are counted, with a warning in
+/// the log from the fifth on. A write after [`write_eof`](Transport::write_eof), or on a read
+/// pipe, is dropped and reported to the exception handler.
 ///
 /// # Examples
 ///
@@ -124,8 +128,9 @@ impl Transport {
         self.inner.role != Role::ReadPipe
     }
 
-    /// Closes the transport: reading stops now; the buffered bytes are still sent, then
-    /// `connection_lost(None)` is called (on a later iteration, never inside this call).
+    /// Closes the transport: reading stops now; the buffered bytes are still sent (and, on a
+    /// socket, what is written before they drain), then `connection_lost(None)` is called (on
+    /// a later iteration, never inside this call).
     pub fn close(&self) {
         self.inner.close();
     }
