@@ -76,6 +76,10 @@ pub trait Protocol: 'static {
     }
 
     /// The transport's write buffer went above its high-water mark: stop writing for a while.
+    ///
+    /// Called after the protocol method that crossed the mark returns, never inside it: a loop
+    /// that writes inside `connection_made` or `resume_writing` must stop on
+    /// [`Transport::is_writing_paused`] instead (see the flow-control idiom on [`Transport`]).
     fn pause_writing(&mut self) {}
 
     /// The transport's write buffer drained to its low-water mark: writing may resume.

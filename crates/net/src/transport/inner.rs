@@ -74,7 +74,16 @@ pub(crate) mod flag {
     pub(crate) const DRAIN: u16 = 1 << 9;
     /// The fd was closed.
     pub(crate) const RELEASED: u16 = 1 << 10;
+    /// A write overran the buffer while paused, and it was reported (until the next resume).
+    pub(crate) const OVERRUN: u16 = 1 << 11;
 }
+
+/// A write that leaves more than `OVERRUN_FACTOR` × the high-water mark (and at least
+/// [`OVERRUN_FLOOR`]) buffered, made while the transport was already paused, is reported: the
+/// writer ignores both `pause_writing` and [`Inner::is_writing_paused`].
+const OVERRUN_FACTOR: usize = 16;
+/// See [`OVERRUN_FACTOR`].
+const OVERRUN_FLOOR: usize = 1 << 20;
 
 /// The transport's state.
 pub(crate) struct Inner {
@@ -342,9 +351,11 @@ impl Inner {
         } else {
             data
         };
+        let was_paused = self.has(flag::PROTO_PAUSED);
         self.wbuf.borrow_mut().push(rest);
         self.add_writer();
         self.maybe_pause();
+        self.check_overrun(was_paused);
     }
 
     pub(crate) fn writelines(self: &Rc<Self>, bufs: &[&[u8]]) {
@@ -353,6 +364,7 @@ impl Inner {
             return;
         }
         let mut sent = 0;
+        let was_paused = self.has(flag::PROTO_PAUSED);
         if self.wbuf.borrow().is_empty() {
             let slices: Vec<IoSlice<'_>> = bufs
                 .iter()
@@ -382,6 +394,37 @@ impl Inner {
         }
         self.add_writer();
         self.maybe_pause();
+        self.check_overrun(was_paused);
+    }
+
+    /// Whether the buffer is above the high-water mark: from the moment a write takes it
+    /// strictly above high until it drains to low. The protocol's `pause_writing` may come
+    /// later than this turns true (it waits while the protocol is busy).
+    pub(crate) fn is_writing_paused(&self) -> bool {
+        self.has(flag::PROTO_PAUSED)
+    }
+
+    /// A write made while paused left far more than the high-water mark buffered: the writer
+    /// heeds neither `pause_writing` nor `is_writing_paused`. Nothing is dropped (that would
+    /// lose data silently); the exception handler hears of it once per pause.
+    fn check_overrun(&self, was_paused: bool) {
+        let limit = self
+            .high
+            .get()
+            .saturating_mul(OVERRUN_FACTOR)
+            .max(OVERRUN_FLOOR);
+        if !was_paused || self.has(flag::OVERRUN) || self.buffer_size() <= limit {
+            return;
+        }
+        self.set(flag::OVERRUN);
+        self.lp.call_exception_handler(
+            Context::new(
+                "write() while writing is paused: the write buffer is far above its high-water \
+                 mark (stop writing on pause_writing() or when Transport::is_writing_paused())",
+            )
+            .with("transport", self.describe())
+            .with("protocol", self.protocol_name),
+        );
     }
 
     /// Whether this transport writes; a write on a read pipe is reported and dropped.
@@ -484,7 +527,7 @@ impl Inner {
 
     fn maybe_resume(self: &Rc<Self>) {
         if self.has(flag::PROTO_PAUSED) && self.buffer_size() <= self.low.get() {
-            self.unset(flag::PROTO_PAUSED);
+            self.unset(flag::PROTO_PAUSED | flag::OVERRUN);
             self.deliver(Event::Resume);
         }
     }

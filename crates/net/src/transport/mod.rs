@@ -31,6 +31,63 @@ use inner::{Inner, Role};
 /// `resume_writing` once when it drains to low or below. Writing more while paused is allowed:
 /// nothing is dropped, the buffer just grows.
 ///
+/// A protocol method is never called while another one runs (the protocol is borrowed), so a
+/// protocol that writes in a loop inside `connection_made` or `resume_writing` does not get
+/// `pause_writing` until that method returns: asyncio's idiom "write while my `paused` flag is
+/// false" would never stop. Ask the transport instead: [`is_writing_paused`] turns true
+/// the moment a write takes the buffer above the high-water mark. The idiom, which keeps at
+/// most the high-water mark plus one chunk buffered:
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use evloop_net::{LoopStreamExt, Protocol, Transport};
+/// use evloop_sched::EventLoop;
+/// use evloop_task::LoopTaskExt;
+///
+/// /// Streams `left` bytes without ever burying the transport.
+/// struct Producer { transport: Option<Transport>, left: usize }
+///
+/// impl Producer {
+///     fn fill(&mut self) {
+///         let Some(t) = &self.transport else { return };
+///         while self.left > 0 && !t.is_writing_paused() {
+///             let n = self.left.min(16 * 1024);
+///             t.write(&vec![b'x'; n]);
+///             self.left -= n;
+///         }
+///     }
+/// }
+///
+/// impl Protocol for Producer {
+///     fn connection_made(&mut self, t: &Transport) {
+///         self.transport = Some(t.clone());
+///         self.fill();
+///     }
+///     fn resume_writing(&mut self) {
+///         self.fill();
+///     }
+/// }
+///
+/// let lp = EventLoop::new()?;
+/// let (ours, _peer) = UnixStream::pair()?; // a peer that never reads
+/// let (t, _p) = lp.run_until_complete(lp.connect_accepted_socket(
+///     || Producer { transport: None, left: 1 << 30 },
+///     OwnedFd::from(ours).into(),
+/// ))??;
+/// assert!(t.is_writing_paused());
+/// assert!(t.get_write_buffer_size() <= 64 * 1024 + 16 * 1024);
+/// t.abort();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A writer that heeds neither `pause_writing` nor [`is_writing_paused`] is not cut off
+/// (nothing is dropped, as in asyncio), but it is reported: a write made while paused that
+/// leaves more than 16 × the high-water mark (and at least 1 MiB) buffered calls the loop's
+/// exception handler, once per pause, with the keys `message`, `transport` and `protocol`.
+///
+/// [`is_writing_paused`]: Transport::is_writing_paused
+///
 /// # Errors
 ///
 /// Methods do not return errors: an OS error on the connection (reset, broken pipe) closes the
@@ -182,6 +239,15 @@ impl Transport {
     /// The write buffer's `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
         self.inner.limits()
+    }
+
+    /// Whether writing is paused: true from the moment a write takes the buffer strictly above
+    /// the high-water mark until it drains to the low one. It turns true inside the `write`
+    /// call that crosses the mark, even while the protocol is busy and its `pause_writing`
+    /// must wait, so a protocol can stop a write loop in any method (see the flow-control
+    /// idiom above).
+    pub fn is_writing_paused(&self) -> bool {
+        self.inner.is_writing_paused()
     }
 
     /// Bytes buffered, not yet taken by the kernel.
