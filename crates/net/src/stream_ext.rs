@@ -148,8 +148,10 @@ pub trait LoopStreamExt: sealed::Sealed {
         F: FnOnce() -> P + 'static;
 
     /// Writes a pipe (or FIFO, socket, pty) through a transport (asyncio's
-    /// `connect_write_pipe`). `write_eof` is closing; if the reading end goes away, the
-    /// transport closes (with `BrokenPipe` if data was still buffered).
+    /// `connect_write_pipe`). `write_eof` is closing; if the reading end of a pipe, FIFO or
+    /// socket goes away, the transport closes (with `BrokenPipe` if data was still buffered).
+    /// A character device (a pty) is not watched for that, as in asyncio: there, readable
+    /// means input arrived, so one pty can be written here and read by a read pipe at once.
     ///
     /// # Errors
     ///

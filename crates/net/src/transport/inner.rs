@@ -76,6 +76,9 @@ pub(crate) mod flag {
     pub(crate) const RELEASED: u16 = 1 << 10;
     /// A write overran the buffer while paused, and it was reported (until the next resume).
     pub(crate) const OVERRUN: u16 = 1 << 11;
+    /// A write pipe whose readability means its reader went away (a socket or FIFO; not a
+    /// character device such as a pty, where it means input arrived).
+    pub(crate) const HANGUP_WATCH: u16 = 1 << 12;
 }
 
 /// A write that leaves more than `OVERRUN_FACTOR` × the high-water mark (and at least
@@ -126,12 +129,17 @@ impl Inner {
     ) -> io::Result<Rc<Inner>> {
         let claim = lp.claim_fd(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
         let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let flags = if role == Role::WritePipe && sys::readable_means_hangup(fd) {
+            flag::HANGUP_WATCH
+        } else {
+            0
+        };
         let inner = Rc::new(Inner {
             lp: lp.clone(),
             fd,
             claim: RefCell::new(Some(claim)),
             role,
-            flags: Cell::new(0),
+            flags: Cell::new(flags),
             protocol: RefCell::new(Some(protocol)),
             protocol_name,
             readbuf: ReadBuffer::of(lp),
@@ -177,8 +185,9 @@ impl Inner {
             if me.role.reads() && !me.has(flag::CLOSING | flag::PAUSED) {
                 me.add_reader();
             }
-            if me.role == Role::WritePipe && !me.has(flag::CLOSING) {
-                // A write pipe is readable only when its reader went away: watch for that.
+            if me.role == Role::WritePipe && me.has(flag::HANGUP_WATCH) && !me.has(flag::CLOSING) {
+                // A socket or FIFO write end is readable only when its reader went away: watch
+                // for that. A pty is readable when input arrives: not watched, as asyncio.
                 me.add_reader();
             }
             then();
