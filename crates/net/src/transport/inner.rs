@@ -258,10 +258,6 @@ impl Inner {
             Ok(n) => self.deliver_data(&buf[..n]),
             Err(err) if sys::is_transient(&err) => {}
             Err(err) => match self.role {
-                Role::ReadPipe if err.raw_os_error() == Some(libc::EIO) => {
-                    // A pty's other side hung up: the end of the stream, not a failure.
-                    self.force_close(None);
-                }
                 Role::ReadPipe => self.fatal_error(err, "Fatal read error on pipe transport"),
                 _ => self.fatal_error(err, "Fatal read error on socket transport"),
             },
@@ -295,15 +291,16 @@ impl Inner {
         }
     }
 
-    /// A write pipe's fd became readable: its reader closed.
+    /// A write pipe's fd became readable: its reader closed. As asyncio's
+    /// `_UnixWritePipeTransport._read_ready`: `connection_lost(None)`, or
+    /// `connection_lost(BrokenPipe)` if bytes were still buffered; the exception handler is
+    /// not told either way.
     fn write_pipe_hangup(self: &Rc<Self>) {
+        log::debug!(target: "evloop", "{:?} was closed by peer", self.describe());
         if self.wbuf.borrow().is_empty() {
             self.close();
         } else {
-            self.fatal_error(
-                io::Error::from(io::ErrorKind::BrokenPipe),
-                "Fatal write error on pipe transport",
-            );
+            self.force_close(Some(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
     }
 
@@ -591,10 +588,14 @@ impl Inner {
         self.schedule_lost(err);
     }
 
-    /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`);
-    /// the exception handler hears of it only for pipes (as asyncio), except a pty's EIO.
+    /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`)
+    /// and, as in asyncio, to the exception handler only from a read pipe, unless it is EIO (a
+    /// pty whose other side hung up): `_UnixReadPipeTransport._fatal_error`. Sockets
+    /// (`_SelectorTransport._fatal_error`) and write pipes (`_UnixWritePipeTransport.
+    /// _fatal_error`) only log it at debug level.
     pub(crate) fn fatal_error(self: &Rc<Self>, err: io::Error, message: &str) {
-        if self.role == Role::Socket {
+        let report = self.role == Role::ReadPipe && err.raw_os_error() != Some(libc::EIO);
+        if !report {
             log::debug!(target: "evloop", "{message}: {err} on {:?}", self.describe());
         } else {
             self.lp.call_exception_handler(
