@@ -103,3 +103,39 @@ fn a_write_from_resume_writing_during_the_closing_flush_is_sent() -> TestResult 
     assert_eq!(t.get_write_buffer_size(), 0);
     Ok(())
 }
+
+// CPython: asyncio/unix_events.py `_UnixWritePipeTransport.write` (`if self._conn_lost or
+// self._closing`: dropped) and `_write_ready` (resume_writing may append, but a closing pipe
+// refuses it): unlike a socket, a write pipe drops writes from close() on, even those
+// resume_writing makes during the closing flush. connection_lost(None) still follows the
+// flush of what was buffered before close().
+#[test]
+fn a_write_pipe_drops_writes_from_close_on_even_during_the_flush() -> TestResult {
+    let lp = EventLoop::new()?;
+    let (a, peer) = UnixStream::pair()?;
+    let calls = Calls::default();
+    let c2 = calls.clone();
+    let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(
+        move || Tail {
+            transport: None,
+            tail: b"TAIL",
+            calls: c2,
+        },
+        OwnedFd::from(a),
+    ))??;
+    let body = vec![b'y'; 1 << 20];
+    t.write(&body);
+    assert!(t.get_write_buffer_size() > 65536);
+    t.close();
+    t.write(b"MORE");
+    let reader = drain(peer);
+    assert!(run_until(&lp, 200, || calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("lost")))?);
+    let got = reader.join().map_err(|_| "reader panicked")??;
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "only what was written before close()");
+    assert_eq!(*calls.borrow(), ["pause", "resume", "lost(None)"]);
+    Ok(())
+}

@@ -101,6 +101,16 @@ use inner::{Inner, Role};
 /// the log from the fifth on. A write after [`write_eof`](Transport::write_eof), or on a read
 /// pipe, is dropped and reported to the exception handler.
 ///
+/// # Closing the loop
+///
+/// `EventLoop::close` closes every transport still open, held or not: its fd is closed (the
+/// peer sees end of file), its buffer and protocol are dropped, and `connection_lost` is not
+/// called (a closed loop runs no callbacks). A handle kept past that reads as closed
+/// (`is_closing()`, `fileno()` is `None`) and its methods do nothing. asyncio's `loop.close()`
+/// leaves such a transport's socket open until the transport is collected; evloop closes it
+/// at once, so an `Rc` cycle between a protocol and its transport cannot keep an fd open.
+/// A transport nobody holds closes its fd when it is dropped, as asyncio's `__del__` does.
+///
 /// # Examples
 ///
 /// ```
