@@ -35,7 +35,8 @@ impl Producer {
             return;
         };
         let chunk = [b'x'; CHUNK];
-        while self.left > 0 && !t.is_writing_paused() {
+        // `is_closing`: if the connection failed, writes are dropped and would never pause.
+        while self.left > 0 && !t.is_writing_paused() && !t.is_closing() {
             let n = self.left.min(CHUNK);
             t.write(&chunk[..n]);
             self.left -= n;

@@ -36,7 +36,8 @@ use inner::{Inner, Role};
 /// `pause_writing` until that method returns: asyncio's idiom "write while my `paused` flag is
 /// false" would never stop. Ask the transport instead: [`is_writing_paused`] turns true
 /// the moment a write takes the buffer above the high-water mark. The idiom, which keeps at
-/// most the high-water mark plus one chunk buffered:
+/// most the high-water mark plus one chunk buffered (the `is_closing` test ends the loop if
+/// the connection fails meanwhile: writes are dropped then, so the buffer would never fill):
 ///
 /// ```
 /// use std::os::fd::OwnedFd;
@@ -51,7 +52,7 @@ use inner::{Inner, Role};
 /// impl Producer {
 ///     fn fill(&mut self) {
 ///         let Some(t) = &self.transport else { return };
-///         while self.left > 0 && !t.is_writing_paused() {
+///         while self.left > 0 && !t.is_writing_paused() && !t.is_closing() {
 ///             let n = self.left.min(16 * 1024);
 ///             t.write(&vec![b'x'; n]);
 ///             self.left -= n;
