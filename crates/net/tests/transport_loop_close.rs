@@ -56,10 +56,23 @@ fn wrap<P: Protocol>(
 fn closing_the_loop_closes_a_transport_nobody_holds() -> TestResult {
     let lp = EventLoop::new()?;
     let mut peer = wrap(&lp, || Forgetful)?;
+    // A write pipe nobody holds, on a pipe whose read end we keep.
+    let (mut pipe_r, pipe_w) = std::io::pipe()?;
+    let (t, p) =
+        lp.run_until_complete(lp.connect_write_pipe(|| Forgetful, OwnedFd::from(pipe_w)))??;
+    drop((t, p));
     lp.close()?;
     assert!(
         sees_eof(&mut peer)?,
         "the peer must see end of file after close()"
+    );
+    // Non-blocking: an fd left open is `WouldBlock`, not a hang.
+    socket2::SockRef::from(&pipe_r).set_nonblocking(true)?;
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        pipe_r.read(&mut buf).map_err(|e| e.kind()),
+        Ok(0),
+        "the pipe's reader must see end of file"
     );
     drop(lp);
     Ok(())
