@@ -106,6 +106,13 @@ const EXAMPLES: &[Example] = &[
         check: net::cat_pipe,
     },
     Example {
+        name: "flow_control",
+        package: "evloop",
+        source: "examples/flow_control.rs",
+        timeout: Duration::from_secs(60),
+        check: prints_something,
+    },
+    Example {
         name: "wheel",
         package: "evloop-timer",
         source: "crates/timer/examples/wheel.rs",

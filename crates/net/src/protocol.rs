@@ -28,6 +28,10 @@ use crate::transport::Transport;
 /// A panic in a protocol method is caught at the transport: it is reported to the loop's
 /// exception handler (keys `message`, `exception`, `transport`, `protocol`) and, for
 /// `data_received` and `eof_received`, closes the transport with `connection_lost(Some(err))`.
+/// That holds for read pipes too, a deliberate difference: asyncio's read pipe calls
+/// `data_received` unguarded, so its exception is reported as "Exception in callback" and the
+/// pipe stays open; a protocol that failed mid-stream is in an unknown state, so evloop ends
+/// every kind of transport alike.
 ///
 /// # Examples
 ///
@@ -76,6 +80,10 @@ pub trait Protocol: 'static {
     }
 
     /// The transport's write buffer went above its high-water mark: stop writing for a while.
+    ///
+    /// Called after the protocol method that crossed the mark returns, never inside it: a loop
+    /// that writes inside `connection_made` or `resume_writing` must stop on
+    /// [`Transport::is_writing_paused`] instead (see the flow-control idiom on [`Transport`]).
     fn pause_writing(&mut self) {}
 
     /// The transport's write buffer drained to its low-water mark: writing may resume.

@@ -1,6 +1,10 @@
-//! The loop's open transports and datagram endpoints, so that closing the loop releases them:
-//! their fds are closed and their protocols dropped, even when a protocol and its transport
-//! keep each other alive (an `Rc` cycle nothing else would break).
+//! The loop's open transports, datagram endpoints and servers, so that closing the loop
+//! releases them: their fds are closed and their protocols dropped, even when a protocol and
+//! its transport keep each other alive (an `Rc` cycle nothing else would break), and a server
+//! stops listening even while the program still holds it.
+//!
+//! An item nobody holds at all (not even the loop's fd watches, which closing the loop drops
+//! first) is gone from the registry too: its own `Drop` closes its fd.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -11,7 +15,7 @@ use evloop_sched::EventLoop;
 pub(crate) trait Release: 'static {
     /// Lets go of the fd and the protocol (without `connection_lost`: a closed loop runs no
     /// more callbacks). Idempotent.
-    fn release(&self);
+    fn release(self: &Rc<Self>);
 }
 
 /// Weak references to the open items of one kind on one loop, in reusable slots.

@@ -28,6 +28,7 @@ use socket2::{SockAddr, Socket};
 
 use crate::open::{UnixSocketFile, listen_backlog};
 use crate::protocol::Protocol;
+use crate::registry::{NO_SLOT, Registry, Release};
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
 
@@ -70,6 +71,8 @@ struct ServerInner {
     forever: RefCell<Option<Waker>>,
     forever_active: Cell<bool>,
     unix_file: RefCell<Option<UnixSocketFile>>,
+    /// The server's slot in the loop's [`Registry`] until it closes (closing the loop does).
+    slot: Cell<u32>,
 }
 
 /// One listening socket of a [`Server`], as [`Server::sockets`] lists it.
@@ -118,7 +121,7 @@ impl Server {
             .first()
             .and_then(|s| s.domain().ok())
             .is_some_and(|d| d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
-        Server {
+        let server = Server {
             inner: Rc::new(ServerInner {
                 lp: lp.clone(),
                 tcp,
@@ -137,8 +140,12 @@ impl Server {
                 forever: RefCell::new(None),
                 forever_active: Cell::new(false),
                 unix_file: RefCell::new(unix_file),
+                slot: Cell::new(NO_SLOT),
             }),
-        }
+        };
+        let slot = Registry::insert(lp, &server.inner);
+        server.inner.slot.set(slot);
+        server
     }
 
     /// Starts listening (`listen(2)` with the backlog) and accepting connections; does
@@ -194,6 +201,7 @@ impl Server {
         if inner.closed.replace(true) {
             return;
         }
+        Registry::<ServerInner>::remove(&inner.lp, inner.slot.replace(NO_SLOT));
         inner.unwatch();
         inner.serving.set(false);
         if let Some(timer) = inner.retry.borrow_mut().take() {
@@ -433,6 +441,16 @@ impl Drop for ServerInner {
     fn drop(&mut self) {
         // Every handle is gone without `close()`: stop watching the listeners before they close.
         self.unwatch();
+    }
+}
+
+impl Release for ServerInner {
+    /// The loop is closing: the server stops listening, even if the program still holds it.
+    fn release(self: &Rc<Self>) {
+        Server {
+            inner: self.clone(),
+        }
+        .close();
     }
 }
 

@@ -132,7 +132,9 @@ pub trait LoopStreamExt: sealed::Sealed {
     /// Reads a pipe (or FIFO, socket, pty) through `protocol` (asyncio's `connect_read_pipe`).
     /// The fd is made non-blocking and owned by the transport. At end of file,
     /// `eof_received` (its answer ignored) and `connection_lost(None)` follow, each from a
-    /// callback of its own.
+    /// callback of its own. A read error goes to `connection_lost(Some(err))` and to the
+    /// exception handler ("Fatal read error on pipe transport"), except EIO (a pty whose other
+    /// side hung up), which only goes to `connection_lost`, as in asyncio.
     ///
     /// # Errors
     ///
@@ -148,8 +150,12 @@ pub trait LoopStreamExt: sealed::Sealed {
         F: FnOnce() -> P + 'static;
 
     /// Writes a pipe (or FIFO, socket, pty) through a transport (asyncio's
-    /// `connect_write_pipe`). `write_eof` is closing; if the reading end goes away, the
-    /// transport closes (with `BrokenPipe` if data was still buffered).
+    /// `connect_write_pipe`). `write_eof` is closing; if the reading end of a pipe, FIFO or
+    /// socket goes away, the transport closes (with `BrokenPipe` if data was still buffered).
+    /// Write errors go to `connection_lost(Some(err))` only, never to the exception handler,
+    /// as in asyncio.
+    /// A character device (a pty) is not watched for that, as in asyncio: there, readable
+    /// means input arrived, so one pty can be written here and read by a read pipe at once.
     ///
     /// # Errors
     ///

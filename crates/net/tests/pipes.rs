@@ -152,7 +152,8 @@ fn a_write_pipe_sends_buffers_and_closes_after_the_flush() -> TestResult {
     Ok(())
 }
 
-// CPython: test_unix_events.py test_write_err, test_abort, test_close
+// CPython: test_unix_events.py test_write_err, test_abort, test_close;
+// unix_events._UnixWritePipeTransport._fatal_error (issue 12, defect 7)
 #[test]
 fn a_write_pipe_whose_reader_left_fails_with_broken_pipe() -> TestResult {
     let lp = EventLoop::new()?;
@@ -175,7 +176,9 @@ fn a_write_pipe_whose_reader_left_fails_with_broken_pipe() -> TestResult {
         log.borrow().last(),
         Some(&Ev::Lost(Some(io::ErrorKind::BrokenPipe)))
     );
-    assert_eq!(*seen.borrow(), ["Fatal write error on pipe transport"]);
+    // An OSError on a write pipe is logged at debug level only, never handed to the exception
+    // handler (CPython: asyncio/unix_events.py `_UnixWritePipeTransport._fatal_error`).
+    assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
     for _ in 0..6 {
         t.write(b"dropped");
     }

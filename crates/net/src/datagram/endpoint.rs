@@ -348,7 +348,7 @@ fn recv_from(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
 }
 
 impl Release for Endpoint {
-    fn release(&self) {
+    fn release(self: &Rc<Self>) {
         Endpoint::release(self);
     }
 }

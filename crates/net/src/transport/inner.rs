@@ -74,7 +74,19 @@ pub(crate) mod flag {
     pub(crate) const DRAIN: u16 = 1 << 9;
     /// The fd was closed.
     pub(crate) const RELEASED: u16 = 1 << 10;
+    /// A write overran the buffer while paused, and it was reported (until the next resume).
+    pub(crate) const OVERRUN: u16 = 1 << 11;
+    /// A write pipe whose readability means its reader went away (a socket or FIFO; not a
+    /// character device such as a pty, where it means input arrived).
+    pub(crate) const HANGUP_WATCH: u16 = 1 << 12;
 }
+
+/// A write that leaves more than `OVERRUN_FACTOR` × the high-water mark (and at least
+/// [`OVERRUN_FLOOR`]) buffered, made while the transport was already paused, is reported: the
+/// writer ignores both `pause_writing` and [`Inner::is_writing_paused`].
+const OVERRUN_FACTOR: usize = 16;
+/// See [`OVERRUN_FACTOR`].
+const OVERRUN_FLOOR: usize = 1 << 20;
 
 /// The transport's state.
 pub(crate) struct Inner {
@@ -117,12 +129,17 @@ impl Inner {
     ) -> io::Result<Rc<Inner>> {
         let claim = lp.claim_fd(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
         let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let flags = if role == Role::WritePipe && sys::readable_means_hangup(fd) {
+            flag::HANGUP_WATCH
+        } else {
+            0
+        };
         let inner = Rc::new(Inner {
             lp: lp.clone(),
             fd,
             claim: RefCell::new(Some(claim)),
             role,
-            flags: Cell::new(0),
+            flags: Cell::new(flags),
             protocol: RefCell::new(Some(protocol)),
             protocol_name,
             readbuf: ReadBuffer::of(lp),
@@ -168,8 +185,9 @@ impl Inner {
             if me.role.reads() && !me.has(flag::CLOSING | flag::PAUSED) {
                 me.add_reader();
             }
-            if me.role == Role::WritePipe && !me.has(flag::CLOSING) {
-                // A write pipe is readable only when its reader went away: watch for that.
+            if me.role == Role::WritePipe && me.has(flag::HANGUP_WATCH) && !me.has(flag::CLOSING) {
+                // A socket or FIFO write end is readable only when its reader went away: watch
+                // for that. A pty is readable when input arrives: not watched, as asyncio.
                 me.add_reader();
             }
             then();
@@ -240,10 +258,6 @@ impl Inner {
             Ok(n) => self.deliver_data(&buf[..n]),
             Err(err) if sys::is_transient(&err) => {}
             Err(err) => match self.role {
-                Role::ReadPipe if err.raw_os_error() == Some(libc::EIO) => {
-                    // A pty's other side hung up: the end of the stream, not a failure.
-                    self.force_close(None);
-                }
                 Role::ReadPipe => self.fatal_error(err, "Fatal read error on pipe transport"),
                 _ => self.fatal_error(err, "Fatal read error on socket transport"),
             },
@@ -277,21 +291,28 @@ impl Inner {
         }
     }
 
-    /// A write pipe's fd became readable: its reader closed.
+    /// A write pipe's fd became readable: its reader closed. As asyncio's
+    /// `_UnixWritePipeTransport._read_ready`: `connection_lost(None)`, or
+    /// `connection_lost(BrokenPipe)` if bytes were still buffered; the exception handler is
+    /// not told either way.
     fn write_pipe_hangup(self: &Rc<Self>) {
+        log::debug!(target: "evloop", "{:?} was closed by peer", self.describe());
         if self.wbuf.borrow().is_empty() {
             self.close();
         } else {
-            self.fatal_error(
-                io::Error::from(io::ErrorKind::BrokenPipe),
-                "Fatal write error on pipe transport",
-            );
+            self.force_close(Some(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
     }
 
     // ----- writing -----
 
     /// Whether a write must be refused; counts it if so.
+    ///
+    /// A socket refuses writes once `connection_lost` is scheduled (asyncio's `_conn_lost`), not
+    /// as soon as `close()` is called: while `close()` still flushes the buffer, a write (from
+    /// `resume_writing`, say) is appended and sent before `connection_lost(None)`
+    /// (`selector_events._SelectorSocketTransport.write`, gh-115514). A write pipe refuses them
+    /// from `close()` on, as asyncio's `_UnixWritePipeTransport.write` does.
     fn refuse_write(&self) -> bool {
         if self.has(flag::EOF) && !self.has(flag::CLOSING) && self.role == Role::Socket {
             self.lp.call_exception_handler(
@@ -300,7 +321,11 @@ impl Inner {
             );
             return true;
         }
-        if self.has(flag::CLOSING) {
+        let refused = match self.role {
+            Role::Socket => self.has(flag::LOST | flag::EOF),
+            Role::ReadPipe | Role::WritePipe => self.has(flag::CLOSING),
+        };
+        if refused {
             let n = self.dropped_writes.get().saturating_add(1);
             self.dropped_writes.set(n);
             if n >= 5 {
@@ -332,9 +357,11 @@ impl Inner {
         } else {
             data
         };
+        let was_paused = self.has(flag::PROTO_PAUSED);
         self.wbuf.borrow_mut().push(rest);
         self.add_writer();
         self.maybe_pause();
+        self.check_overrun(was_paused);
     }
 
     pub(crate) fn writelines(self: &Rc<Self>, bufs: &[&[u8]]) {
@@ -343,6 +370,7 @@ impl Inner {
             return;
         }
         let mut sent = 0;
+        let was_paused = self.has(flag::PROTO_PAUSED);
         if self.wbuf.borrow().is_empty() {
             let slices: Vec<IoSlice<'_>> = bufs
                 .iter()
@@ -372,6 +400,37 @@ impl Inner {
         }
         self.add_writer();
         self.maybe_pause();
+        self.check_overrun(was_paused);
+    }
+
+    /// Whether the buffer is above the high-water mark: from the moment a write takes it
+    /// strictly above high until it drains to low. The protocol's `pause_writing` may come
+    /// later than this turns true (it waits while the protocol is busy).
+    pub(crate) fn is_writing_paused(&self) -> bool {
+        self.has(flag::PROTO_PAUSED)
+    }
+
+    /// A write made while paused left far more than the high-water mark buffered: the writer
+    /// heeds neither `pause_writing` nor `is_writing_paused`. Nothing is dropped (that would
+    /// lose data silently); the exception handler hears of it once per pause.
+    fn check_overrun(&self, was_paused: bool) {
+        let limit = self
+            .high
+            .get()
+            .saturating_mul(OVERRUN_FACTOR)
+            .max(OVERRUN_FLOOR);
+        if !was_paused || self.has(flag::OVERRUN) || self.buffer_size() <= limit {
+            return;
+        }
+        self.set(flag::OVERRUN);
+        self.lp.call_exception_handler(
+            Context::new(
+                "write() while writing is paused: the write buffer is far above its high-water \
+                 mark (stop writing on pause_writing() or when Transport::is_writing_paused())",
+            )
+            .with("transport", self.describe())
+            .with("protocol", self.protocol_name),
+        );
     }
 
     /// Whether this transport writes; a write on a read pipe is reported and dropped.
@@ -474,7 +533,7 @@ impl Inner {
 
     fn maybe_resume(self: &Rc<Self>) {
         if self.has(flag::PROTO_PAUSED) && self.buffer_size() <= self.low.get() {
-            self.unset(flag::PROTO_PAUSED);
+            self.unset(flag::PROTO_PAUSED | flag::OVERRUN);
             self.deliver(Event::Resume);
         }
     }
@@ -529,10 +588,14 @@ impl Inner {
         self.schedule_lost(err);
     }
 
-    /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`);
-    /// the exception handler hears of it only for pipes (as asyncio), except a pty's EIO.
+    /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`)
+    /// and, as in asyncio, to the exception handler only from a read pipe, unless it is EIO (a
+    /// pty whose other side hung up): `_UnixReadPipeTransport._fatal_error`. Sockets
+    /// (`_SelectorTransport._fatal_error`) and write pipes (`_UnixWritePipeTransport.
+    /// _fatal_error`) only log it at debug level.
     pub(crate) fn fatal_error(self: &Rc<Self>, err: io::Error, message: &str) {
-        if self.role == Role::Socket {
+        let report = self.role == Role::ReadPipe && err.raw_os_error() != Some(libc::EIO);
+        if !report {
             log::debug!(target: "evloop", "{message}: {err} on {:?}", self.describe());
         } else {
             self.lp.call_exception_handler(
@@ -646,8 +709,17 @@ impl fmt::Debug for TransportInfo {
     }
 }
 
+impl Drop for Inner {
+    /// A transport nobody holds any more (not even the loop's fd watches, which closing the
+    /// loop drops) still owns its fd: close it, as asyncio's transport `__del__` does, so the
+    /// peer sees end of file instead of a leaked connection.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl Release for Inner {
-    fn release(&self) {
+    fn release(self: &Rc<Self>) {
         Inner::release(self);
     }
 }

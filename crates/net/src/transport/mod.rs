@@ -31,14 +31,86 @@ use inner::{Inner, Role};
 /// `resume_writing` once when it drains to low or below. Writing more while paused is allowed:
 /// nothing is dropped, the buffer just grows.
 ///
+/// A protocol method is never called while another one runs (the protocol is borrowed), so a
+/// protocol that writes in a loop inside `connection_made` or `resume_writing` does not get
+/// `pause_writing` until that method returns: asyncio's idiom "write while my `paused` flag is
+/// false" would never stop. Ask the transport instead: [`is_writing_paused`] turns true
+/// the moment a write takes the buffer above the high-water mark. The idiom, which keeps at
+/// most the high-water mark plus one chunk buffered (the `is_closing` test ends the loop if
+/// the connection fails meanwhile: writes are dropped then, so the buffer would never fill):
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use std::os::unix::net::UnixStream;
+/// use evloop_net::{LoopStreamExt, Protocol, Transport};
+/// use evloop_sched::EventLoop;
+/// use evloop_task::LoopTaskExt;
+///
+/// /// Streams `left` bytes without ever burying the transport.
+/// struct Producer { transport: Option<Transport>, left: usize }
+///
+/// impl Producer {
+///     fn fill(&mut self) {
+///         let Some(t) = &self.transport else { return };
+///         while self.left > 0 && !t.is_writing_paused() && !t.is_closing() {
+///             let n = self.left.min(16 * 1024);
+///             t.write(&vec![b'x'; n]);
+///             self.left -= n;
+///         }
+///     }
+/// }
+///
+/// impl Protocol for Producer {
+///     fn connection_made(&mut self, t: &Transport) {
+///         self.transport = Some(t.clone());
+///         self.fill();
+///     }
+///     fn resume_writing(&mut self) {
+///         self.fill();
+///     }
+/// }
+///
+/// let lp = EventLoop::new()?;
+/// let (ours, _peer) = UnixStream::pair()?; // a peer that never reads
+/// let (t, _p) = lp.run_until_complete(lp.connect_accepted_socket(
+///     || Producer { transport: None, left: 1 << 30 },
+///     OwnedFd::from(ours).into(),
+/// ))??;
+/// assert!(t.is_writing_paused());
+/// assert!(t.get_write_buffer_size() <= 64 * 1024 + 16 * 1024);
+/// t.abort();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A writer that heeds neither `pause_writing` nor [`is_writing_paused`] is not cut off
+/// (nothing is dropped, as in asyncio), but it is reported: a write made while paused that
+/// leaves more than 16 × the high-water mark (and at least 1 MiB) buffered calls the loop's
+/// exception handler, once per pause, with the keys `message`, `transport` and `protocol`.
+///
+/// [`is_writing_paused`]: Transport::is_writing_paused
+///
 /// # Errors
 ///
 /// Methods do not return errors: an OS error on the connection (reset, broken pipe) closes the
 /// transport, and the protocol learns it from `connection_lost(Some(err))`, exactly once.
-/// Writes after `close()` are dropped (asyncio's behaviour; the protocol is told by
-/// `connection_lost`) and counted, with a warning in the log from the fifth on. A write after
-/// [`write_eof`](Transport::write_eof), or on a read pipe, is dropped and reported to the
-/// exception handler.
+///
+/// On a socket, a write after `close()` is still accepted while `close()` flushes the buffer
+/// (a `resume_writing` that writes more gets it sent before `connection_lost(None)`); once
+/// `connection_lost` is scheduled (the buffer drained, `abort()`, a fatal error), writes are
+/// dropped. That is asyncio's rule (`_SelectorSocketTransport.write`, gh-115514). A write pipe,
+/// as asyncio's, drops writes from `close()` on. Dropped writes are counted, with a warning in
+/// the log from the fifth on. A write after [`write_eof`](Transport::write_eof), or on a read
+/// pipe, is dropped and reported to the exception handler.
+///
+/// # Closing the loop
+///
+/// `EventLoop::close` closes every transport still open, held or not: its fd is closed (the
+/// peer sees end of file), its buffer and protocol are dropped, and `connection_lost` is not
+/// called (a closed loop runs no callbacks). A handle kept past that reads as closed
+/// (`is_closing()`, `fileno()` is `None`) and its methods do nothing. asyncio's `loop.close()`
+/// leaves such a transport's socket open until the transport is collected; evloop closes it
+/// at once, so an `Rc` cycle between a protocol and its transport cannot keep an fd open.
+/// A transport nobody holds closes its fd when it is dropped, as asyncio's `__del__` does.
 ///
 /// # Examples
 ///
@@ -124,8 +196,9 @@ impl Transport {
         self.inner.role != Role::ReadPipe
     }
 
-    /// Closes the transport: reading stops now; the buffered bytes are still sent, then
-    /// `connection_lost(None)` is called (on a later iteration, never inside this call).
+    /// Closes the transport: reading stops now; the buffered bytes are still sent (and, on a
+    /// socket, what is written before they drain), then `connection_lost(None)` is called (on
+    /// a later iteration, never inside this call).
     pub fn close(&self) {
         self.inner.close();
     }
@@ -177,6 +250,15 @@ impl Transport {
     /// The write buffer's `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
         self.inner.limits()
+    }
+
+    /// Whether writing is paused: true from the moment a write takes the buffer strictly above
+    /// the high-water mark until it drains to the low one. It turns true inside the `write`
+    /// call that crosses the mark, even while the protocol is busy and its `pause_writing`
+    /// must wait, so a protocol can stop a write loop in any method (see the flow-control
+    /// idiom above).
+    pub fn is_writing_paused(&self) -> bool {
+        self.inner.is_writing_paused()
     }
 
     /// Bytes buffered, not yet taken by the kernel.

@@ -73,6 +73,20 @@ pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Whether readability of a write pipe's `fd` means "the reader went away": true for a socket
+/// or a FIFO, false for anything else, a character device (a pty) above all, where readable
+/// only means input arrived (asyncio's `_UnixWritePipeTransport.__init__`). False if `fd`
+/// cannot be inspected.
+pub(crate) fn readable_means_hangup(fd: RawFd) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; a bad fd only makes the call fail.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return false;
+    }
+    matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+}
+
 /// Closes `fd`, ignoring errors (the fd is gone either way on Linux).
 pub(crate) fn close(fd: RawFd) {
     // SAFETY: the transport owns `fd` and closes it exactly once (it forgets it right after).
