@@ -31,6 +31,8 @@ use crate::protocol::Protocol;
 use crate::registry::{NO_SLOT, Registry, Release};
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
+use evloop_sched::log_report;
+use log::Level;
 
 /// How long accepting pauses after running out of fds or memory (asyncio's `ACCEPT_RETRY_DELAY`).
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -211,7 +213,10 @@ impl Server {
         drop(listeners);
         if let Some(file) = inner.unix_file.borrow_mut().take() {
             if let Err(err) = file.remove() {
-                log::warn!(target: "evloop", "could not remove the server's socket file: {err}");
+                log_report(
+                    Level::Warn,
+                    &format!("could not remove the server's socket file: {err}"),
+                );
             }
         }
         // As asyncio's close() forgets `_serving_forever_fut`: serve_forever may be awaited

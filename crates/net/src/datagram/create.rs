@@ -19,6 +19,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::options::{Plan, Setup, Where, invalid};
 use super::{DatagramOptions, DatagramProtocol, DatagramTransport};
 use crate::LoopSockExt;
+use evloop_sched::log_report;
+use log::Level;
 
 /// The whole of `create_datagram_endpoint`: validate, open, make the protocol, schedule
 /// `connection_made`, and return once it ran.
@@ -227,10 +229,12 @@ fn remove_stale_socket(path: &Path) {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if let Err(err) = fs::remove_file(path) {
-                log::error!(
-                    target: "evloop",
-                    "Unable to remove stale UNIX socket {}: {err}",
-                    path.display()
+                log_report(
+                    Level::Error,
+                    &format!(
+                        "Unable to remove stale UNIX socket {}: {err}",
+                        path.display()
+                    ),
                 );
             }
         }

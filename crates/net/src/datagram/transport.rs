@@ -12,6 +12,8 @@ use socket2::{SockAddr, SockRef, Socket};
 use super::DatagramProtocol;
 use super::endpoint::{Endpoint, LOG_THRESHOLD_FOR_DROPPED_SENDS};
 use crate::limits::water_marks;
+use evloop_sched::log_report;
+use log::Level;
 
 /// A datagram endpoint (UDP or `AF_UNIX` `SOCK_DGRAM`), made by
 /// [`create_datagram_endpoint`](crate::LoopDatagramExt::create_datagram_endpoint): asyncio's
@@ -135,9 +137,11 @@ impl DatagramTransport {
             let dropped = ep.dropped_sends.get() + 1;
             ep.dropped_sends.set(dropped);
             if dropped >= LOG_THRESHOLD_FOR_DROPPED_SENDS {
-                log::warn!(
-                    target: "evloop",
-                    "sendto() on a closed datagram transport: datagram dropped ({dropped} so far)"
+                log_report(
+                    Level::Warn,
+                    &format!(
+                        "sendto() on a closed datagram transport: datagram dropped ({dropped} so far)"
+                    ),
                 );
             }
             return Ok(());

@@ -25,6 +25,8 @@ use crate::limits::{DEFAULT_HIGH_WATER, water_marks};
 use crate::protocol::Protocol;
 use crate::readbuf::ReadBuffer;
 use crate::registry::{NO_SLOT, Registry, Release};
+use evloop_sched::log_report;
+use log::Level;
 
 /// Which stream transport this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,7 +335,10 @@ impl Inner {
                     Role::Socket => "socket.send() raised exception.",
                     _ => "pipe closed by peer or os.write(pipe, data) raised exception.",
                 };
-                log::warn!(target: "evloop", "{what} ({n} writes dropped after close)");
+                log_report(
+                    Level::Warn,
+                    &format!("{what} ({n} writes dropped after close)"),
+                );
             }
             return true;
         }
