@@ -1,0 +1,163 @@
+//! Memory (full run only): the test binaries of timer, sched, task and net under
+//! `valgrind --leak-check=full --error-exitcode=1`: no errors, no definite leaks. valgrind is
+//! installed when absent (`apt-get install -y valgrind`, through sudo when not root); if that
+//! fails the line says so, as a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::Scale;
+use crate::line::Line;
+use crate::sys;
+
+const CRATES: &[&str] = &["evloop-timer", "evloop-sched", "evloop-task", "evloop-net"];
+/// The watchdog of one test binary under valgrind.
+const PER_BINARY: Duration = Duration::from_secs(240);
+
+/// The test's line.
+pub(crate) fn run(_scale: &Scale) -> Line {
+    let started = Instant::now();
+    let mut line = Line::new(
+        "memory",
+        "timer, sched, task and net test binaries under valgrind --leak-check=full",
+    );
+    if let Err(e) = memory(&mut line) {
+        line.fail(e);
+    }
+    line.secs = started.elapsed().as_secs_f64();
+    line.panics = sys::panics();
+    line
+}
+
+/// The workspace root: this package is `crates/soak`.
+fn root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+fn has_valgrind() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs valgrind with apt-get (through sudo unless root).
+fn provision() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "apt-get"]);
+        c
+    };
+    cmd.args(["install", "-y", "valgrind"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    let f = sys::run_with_watchdog(cmd, Duration::from_secs(300))
+        .map_err(|e| format!("valgrind is absent and apt-get could not start: {e}"))?;
+    if !f.status.is_some_and(|s| s.success()) || !has_valgrind() {
+        return Err(format!(
+            "valgrind is absent and could not be installed (apt-get install -y valgrind: {}; {})",
+            sys::describe(f.status, Duration::from_secs(300)),
+            sys::tail(&f.stderr, 2)
+        ));
+    }
+    Ok(())
+}
+
+/// The test binaries of [`CRATES`]: (package, target name, path).
+fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args(["test", "--no-run", "--message-format=json"]);
+    for c in CRATES {
+        cmd.args(["-p", c]);
+    }
+    let f = sys::run_with_watchdog(cmd, Duration::from_secs(300))
+        .map_err(|e| format!("cargo test --no-run: {e}"))?;
+    if !f.status.is_some_and(|s| s.success()) {
+        return Err(format!(
+            "cargo test --no-run failed: {}",
+            sys::tail(&f.stderr, 3)
+        ));
+    }
+    let mut bins = Vec::new();
+    for l in f.stdout.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
+            continue;
+        }
+        let Some(exe) = v["executable"].as_str() else {
+            continue;
+        };
+        let package = v["package_id"].as_str().unwrap_or_default();
+        let Some(name) = CRATES.iter().find(|c| {
+            package.contains(&format!("/{}#", c.trim_start_matches("evloop-")))
+                || package.contains(&format!("{c}@"))
+                || package.contains(&format!("{c} "))
+        }) else {
+            continue;
+        };
+        let target = v["target"]["name"].as_str().unwrap_or("?").to_string();
+        bins.push((name.to_string(), target, exe.to_string()));
+    }
+    if bins.is_empty() {
+        return Err("cargo test --no-run listed no test binary".into());
+    }
+    Ok(bins)
+}
+
+fn memory(line: &mut Line) -> Result<(), String> {
+    if !has_valgrind() {
+        provision()?;
+    }
+    let bins = test_binaries()?;
+    line.amount = format!("{} test binaries", bins.len());
+    let mut clean = 0;
+    for (package, target, exe) in &bins {
+        let mut cmd = Command::new("valgrind");
+        cmd.current_dir(
+            root()
+                .join("crates")
+                .join(package.trim_start_matches("evloop-")),
+        )
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=1",
+            "--quiet",
+            exe,
+            "--test-threads=2",
+        ]);
+        let f = sys::run_with_watchdog(cmd, PER_BINARY).map_err(|e| format!("valgrind: {e}"))?;
+        if f.status.is_some_and(|s| s.success()) {
+            clean += 1;
+        } else {
+            line.leaked += 1;
+            line.fail(format!(
+                "{package} {target}: {}; {}",
+                sys::describe(f.status, PER_BINARY),
+                sys::tail(&f.stderr, 3)
+            ));
+        }
+    }
+    line.note(format!(
+        "{clean} of {} test binaries clean under valgrind",
+        bins.len()
+    ));
+    Ok(())
+}
