@@ -12,6 +12,11 @@ pub(crate) struct Counting;
 // SAFETY: every method forwards to `System` unchanged and only adds bookkeeping on an atomic
 // counter, so `System`'s guarantees hold.
 unsafe impl GlobalAlloc for Counting {
+    /// Allocates through `System` and counts the bytes.
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's layout, which meets `alloc`'s contract.
         let p = unsafe { System.alloc(layout) };
@@ -21,6 +26,11 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    /// Allocates zeroed memory through `System` and counts the bytes.
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::alloc_zeroed`]: `layout` has a non-zero size.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -30,12 +40,23 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    /// Frees through `System` and uncounts the bytes.
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::dealloc`]: `ptr` was allocated by this allocator with `layout`.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from this allocator (so from `System`) with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
+    /// Reallocates through `System` and counts the difference.
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::realloc`]: `ptr` came from this allocator with `layout`, and
+    /// `new_size` is non-zero and fits an `isize` once rounded to the alignment.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract for `realloc` is `System`'s.
         let p = unsafe { System.realloc(ptr, layout, new_size) };

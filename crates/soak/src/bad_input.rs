@@ -55,6 +55,52 @@ const ROWS: &[Row] = &[
         },
     },
     Row {
+        call: "sleep(f64::NAN).await",
+        expected: "invalid-argument error",
+        run: || {
+            let lp = new_loop()?;
+            let r = run_bounded(&lp, async { evloop::sleep(f64::NAN).await })?;
+            refused(r)
+        },
+    },
+    Row {
+        call: "RemoteLoop::call_soon_threadsafe(f) from a thread, loop closed",
+        expected: "closed error",
+        run: || {
+            let remote = closed_loop()?.remote();
+            std::thread::spawn(move || refused(remote.call_soon_threadsafe(|| {})))
+                .join()
+                .map_err(|_| "the thread panicked".to_string())?
+        },
+    },
+    Row {
+        call: "run_in_executor(None, f) on a closed loop",
+        expected: "closed error",
+        run: || refused(closed_loop()?.run_in_executor(None, || 1).map(drop)),
+    },
+    Row {
+        call: "remove_reader(-1)",
+        expected: "documented no-op: false",
+        run: || match new_loop()?.remove_reader(-1) {
+            false => Ok("false".into()),
+            true => Err("true".into()),
+        },
+    },
+    Row {
+        call: "add_writer(a closed fd, f)",
+        expected: "error (EBADF)",
+        run: || {
+            let lp = new_loop()?;
+            let (a, b) = UnixStream::pair().map_err(s)?;
+            let fd = a.into_raw_fd();
+            // SAFETY: `fd` was just released by `into_raw_fd` and is ours to close.
+            unsafe { libc::close(fd) };
+            let r = refused(lp.add_writer(fd, || {}));
+            drop(b);
+            r
+        },
+    },
+    Row {
         call: "call_at(f64::NAN, f)",
         expected: "invalid-argument error",
         run: || refused(new_loop()?.call_at(f64::NAN, || {})),
@@ -129,6 +175,18 @@ const ROWS: &[Row] = &[
                 Ok(inner) => refused(inner),
                 Err(e) => Ok(format!("error: {e}")),
             }
+        },
+    },
+    Row {
+        call: "sock_sendall(a blocking socket, data)",
+        expected: "error (the socket must be non-blocking)",
+        run: || {
+            let lp = new_loop()?;
+            let (a, _b) = UnixStream::pair().map_err(s)?;
+            let a = Socket::from(OwnedFd::from(a));
+            let l2 = lp.clone();
+            let r = run_bounded(&lp, async move { l2.sock_sendall(&a, b"x").await })?;
+            refused(r)
         },
     },
     Row {
@@ -285,6 +343,27 @@ const ROWS: &[Row] = &[
             let _ = lp.run_once_timeout(Duration::from_millis(10));
             transport.write(b"later");
             Ok("ignored".into())
+        },
+    },
+    Row {
+        call: "transport.write(data) after write_eof()",
+        expected: "documented: refused (asyncio raises; ours is a no-op, the peer gets nothing)",
+        run: || {
+            let lp = new_loop()?;
+            let (transport, mut peer) = transport_pair(&lp)?;
+            transport.write_eof();
+            transport.write(b"late");
+            let _ = lp.run_once_timeout(Duration::from_millis(10));
+            let mut got = Vec::new();
+            peer.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(s)?;
+            std::io::Read::read_to_end(&mut peer, &mut got).map_err(s)?;
+            transport.abort();
+            if got.is_empty() {
+                Ok("ignored; the peer read EOF only".into())
+            } else {
+                Err(format!("the peer read {:?}", String::from_utf8_lossy(&got)))
+            }
         },
     },
     Row {

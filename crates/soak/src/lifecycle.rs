@@ -73,6 +73,7 @@ fn lifecycle(scale: &Scale, line: &mut Line) -> Result<(), String> {
     let mut no_eof = 0;
     let mut escaped = 0;
     let mut leaked_fds = 0;
+    let heap_before = alloc::live();
     for _ in 0..transports {
         let (eof, fds) = unheld_transport()?;
         no_eof += usize::from(!eof);
@@ -86,8 +87,10 @@ fn lifecycle(scale: &Scale, line: &mut Line) -> Result<(), String> {
              no EOF ({leaked_fds} fds left)"
         ));
     }
+    heap_check(line, "unheld transports", heap_before);
     no_eof = 0;
     leaked_fds = 0;
+    let heap_before = alloc::live();
     for _ in 0..transports {
         let (panicked, eof, fds) = panicking_drop_at_close()?;
         escaped += usize::from(panicked);
@@ -102,12 +105,31 @@ fn lifecycle(scale: &Scale, line: &mut Line) -> Result<(), String> {
              times; the held transport's peer saw no EOF {no_eof} times ({leaked_fds} fds left)"
         ));
     }
+    heap_check(line, "panicking destructors", heap_before);
     Ok(())
 }
 
+/// Notes the heap since `before`, and fails the line if it grew beyond [`HEAP_SLACK`].
+fn heap_check(line: &mut Line, what: &str, before: usize) {
+    let after = alloc::live();
+    line.note(format!("{what}: heap {before} -> {after} B"));
+    let grown = after.saturating_sub(before);
+    if grown > HEAP_SLACK {
+        line.leaked += grown as u64;
+        line.fail(format!("{what} left {grown} B of heap"));
+    }
+}
+
+/// A loop with a connection, closed properly, on a thread of its own.
 fn warm_up() -> Result<(), String> {
     thread::spawn(|| -> io::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
         let lp = EventLoop::new()?;
+        let fut = lp.create_connection(|| Idle, ConnectOptions::new().host("127.0.0.1").port(port));
+        let (transport, _) = lp.run_until_complete(fut).map_err(io::Error::other)??;
+        transport.abort();
+        lp.run_until_complete(async {}).map_err(io::Error::other)?;
         lp.close().map_err(io::Error::other)
     })
     .join()

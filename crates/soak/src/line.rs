@@ -152,6 +152,12 @@ pub(crate) fn render(lines: &[Line], scale: Scale) -> String {
     let _ = writeln!(out, "# evloop soak report: {kind}\n");
     let _ = writeln!(
         out,
+        "lost: units of work that did not complete as they should (bytes, calls, clients, \
+         rows); leaked: fds not given back plus heap bytes over the test's bound; panics: in \
+         the test's process. Each must be 0.\n"
+    );
+    let _ = writeln!(
+        out,
         "| test | tried | how much | time | lost | leaked | panics | verdict |"
     );
     let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---|");

@@ -23,7 +23,7 @@ pub(crate) fn run(scale: &Scale) -> Line {
     let started = Instant::now();
     let mut line = Line::new(
         "signal-storm",
-        "SIGUSR1 from another process into a busy loop with a 10 ms repeating timer",
+        "SIGUSR1 from another process into a busy loop with a 10 ms repeating timer, then one more",
     );
     if let Err(e) = storm(scale, &mut line) {
         line.fail(e);
@@ -41,6 +41,8 @@ struct Seen {
     worst: Cell<Duration>,
     busy: Cell<usize>,
     done: Cell<bool>,
+    /// Lateness counts only during the storm (the loop is stopped between the two bursts).
+    storm_over: Cell<bool>,
 }
 
 fn storm(scale: &Scale, line: &mut Line) -> Result<(), String> {
@@ -57,34 +59,15 @@ fn storm(scale: &Scale, line: &mut Line) -> Result<(), String> {
     busy(&lp, seen.clone());
     let start = Instant::now();
     tick(&lp, seen.clone(), start, 1);
-    let cmd = sys::helper(
-        "sigusr1-sender",
-        &[std::process::id().to_string(), n.to_string()],
-    )
-    .map_err(|e| format!("current_exe: {e}"))?;
-    let sender = Rc::new(RefCell::new(
-        sys::spawn_captured(cmd).map_err(|e| format!("starting the sender: {e}"))?,
-    ));
-    let deadline = start + Duration::from_secs(40);
-    let timed_out = Rc::new(Cell::new(false));
-    wait_sender(&lp, sender.clone(), deadline, timed_out.clone());
-    lp.run_forever().map_err(|e| format!("run_forever: {e}"))?;
+    let sent = burst(&lp, n, start + Duration::from_secs(40))?;
+    seen.storm_over.set(true);
+    // One more signal after the storm: the handler must still see it.
+    let before_last = seen.handled.get();
+    let last = burst(&lp, 1, Instant::now() + Duration::from_secs(10))?;
     seen.done.set(true);
-    let sender = Rc::try_unwrap(sender)
-        .map_err(|_| "the sender is still shared")?
-        .into_inner();
-    let (status, out, err) = sender.finish(timed_out.get());
-    let sent: usize = out
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("sent ")?.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "the sender printed no result ({}): {}",
-                sys::describe(status, Duration::from_secs(40)),
-                sys::tail(&err, 3)
-            )
-        })?;
+    line.check(last == 1 && seen.handled.get() > before_last, || {
+        "a signal sent after the storm was not handled".to_string()
+    });
     line.lost = (n - sent.min(n)) as u64;
     line.check(seen.handled.get() > 0, || {
         "the handler never ran".to_string()
@@ -110,6 +93,36 @@ fn storm(scale: &Scale, line: &mut Line) -> Result<(), String> {
     ));
     lp.close().map_err(|e| format!("close: {e}"))?;
     Ok(())
+}
+
+/// Has a sender process send `n` SIGUSR1 to this process and runs the loop until 100 ms after
+/// it exited (or `deadline`); returns how many it sent.
+fn burst(lp: &EventLoop, n: usize, deadline: Instant) -> Result<usize, String> {
+    let cmd = sys::helper(
+        "sigusr1-sender",
+        &[std::process::id().to_string(), n.to_string()],
+    )
+    .map_err(|e| format!("current_exe: {e}"))?;
+    let sender = Rc::new(RefCell::new(
+        sys::spawn_captured(cmd).map_err(|e| format!("starting the sender: {e}"))?,
+    ));
+    let timed_out = Rc::new(Cell::new(false));
+    wait_sender(lp, sender.clone(), deadline, timed_out.clone());
+    lp.run_forever().map_err(|e| format!("run_forever: {e}"))?;
+    let sender = Rc::try_unwrap(sender)
+        .map_err(|_| "the sender is still shared")?
+        .into_inner();
+    let (status, out, err) = sender.finish(timed_out.get());
+    out.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("sent ")?.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "the sender printed no result ({}): {}",
+                sys::describe(status, Duration::from_secs(40)),
+                sys::tail(&err, 3)
+            )
+        })
 }
 
 /// The disposition of `sig` now.
@@ -143,9 +156,11 @@ fn tick(lp: &EventLoop, seen: Rc<Seen>, start: Instant, k: u32) {
     let due = start + PERIOD * k;
     let l2 = lp.clone();
     let _ = lp.call_at(due, move || {
-        let late = Instant::now().saturating_duration_since(due);
-        seen.worst.set(seen.worst.get().max(late));
-        seen.ticks.set(seen.ticks.get() + 1);
+        if !seen.storm_over.get() {
+            let late = Instant::now().saturating_duration_since(due);
+            seen.worst.set(seen.worst.get().max(late));
+            seen.ticks.set(seen.ticks.get() + 1);
+        }
         if !seen.done.get() {
             tick(&l2, seen, start, k + 1);
         }
@@ -177,7 +192,7 @@ fn wait_sender(
     }
 }
 
-/// The sender's process: `PID N`. Sends N SIGUSR1 to PID, pausing 0.1 ms every 10; prints `sent K`.
+/// The sender's process: `PID N`. Sends N SIGUSR1 to PID, pausing 1 ms every 10 (about 10,000 a second); prints `sent K`.
 pub(crate) fn sender_main(args: &[String]) -> Result<(), String> {
     let [pid, n] = args else {
         return Err("usage: sigusr1-sender PID N".into());
@@ -191,7 +206,7 @@ pub(crate) fn sender_main(args: &[String]) -> Result<(), String> {
             sent += 1;
         }
         if i % 10 == 9 {
-            std::thread::sleep(std::time::Duration::from_micros(100));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
     println!("sent {sent}");
