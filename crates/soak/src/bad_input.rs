@@ -504,7 +504,7 @@ fn run_row(i: usize) -> (bool, String) {
         Ok(cmd) => cmd,
         Err(e) => return (false, format!("cannot start the row: {e}")),
     };
-    let finished = match sys::run_with_watchdog(cmd, ROW_LIMIT) {
+    let finished = match sys::run_with_watchdog(cmd, ROW_LIMIT, false) {
         Ok(f) => f,
         Err(e) => return (false, format!("cannot start the row: {e}")),
     };

@@ -76,8 +76,7 @@ pub(crate) fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// This binary, to start as a helper: `--child NAME ARGS...`, in a process group of its own so
-/// a watchdog can kill it with everything it started.
+/// This binary, to start as a helper: `--child NAME ARGS...`.
 pub(crate) fn helper(name: &str, args: &[String]) -> io::Result<Command> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--child").arg(name).args(args);
@@ -93,19 +92,34 @@ pub(crate) struct Finished {
     pub(crate) elapsed: Duration,
 }
 
-/// Runs `cmd` with its stdout and stderr captured, killing its process group after `limit`.
-pub(crate) fn run_with_watchdog(mut cmd: Command, limit: Duration) -> io::Result<Finished> {
+/// Runs `cmd` with its stdout and stderr captured, and kills it after `limit`.
+///
+/// With `own_group` (the suite starting a test) the child leads a process group of its own and
+/// the watchdog kills the whole group, helpers included. Without it (a test starting a process)
+/// the child stays in the test's group, so the suite's watchdog reaches it too, and only the
+/// child is killed.
+pub(crate) fn run_with_watchdog(
+    mut cmd: Command,
+    limit: Duration,
+    own_group: bool,
+) -> io::Result<Finished> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    if own_group {
+        cmd.process_group(0);
+    }
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
     let status = wait_until(&mut child, started + limit)?;
     if status.is_none() {
-        kill_group(&child);
+        if own_group {
+            kill_group(&child);
+        } else {
+            let _ = child.kill();
+        }
         let _ = child.wait();
     }
     let elapsed = started.elapsed();
@@ -224,7 +238,7 @@ pub(crate) fn run_child_line(name: &str, args: &[String], limit: Duration) -> Li
     let finished = std::env::current_exe().and_then(|exe| {
         let mut cmd = Command::new(exe);
         cmd.args(args);
-        run_with_watchdog(cmd, limit)
+        run_with_watchdog(cmd, limit, true)
     });
     let finished = match finished {
         Ok(f) => f,
@@ -306,7 +320,7 @@ mod tests {
     fn a_child_that_hangs_is_killed_and_said_to_hang() -> io::Result<()> {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
-        let f = run_with_watchdog(cmd, Duration::from_millis(200))?;
+        let f = run_with_watchdog(cmd, Duration::from_millis(200), false)?;
         assert_eq!(f.status, None);
         assert!(f.elapsed < Duration::from_secs(10));
         assert!(describe(f.status, Duration::from_secs(1)).starts_with("hung"));
