@@ -130,6 +130,54 @@ fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
     Ok(bins)
 }
 
+/// What went wrong under valgrind, in one sentence: the failed tests, the first error, and
+/// for definite leaks their size and the first frames in evloop or the test.
+fn summarize(target: &str, stdout: &str, stderr: &str) -> String {
+    let strip = |l: &str| {
+        l.split_once("== ")
+            .map_or(l, |(_, rest)| rest)
+            .trim()
+            .to_string()
+    };
+    let mut parts = Vec::new();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
+        .collect();
+    if !failed.is_empty() {
+        parts.push(format!(
+            "tests failed under valgrind: {}",
+            failed.join(", ")
+        ));
+    }
+    let lines: Vec<&str> = stderr.lines().collect();
+    let first_error = lines.iter().position(|l| {
+        [
+            "Invalid ",
+            "Conditional jump",
+            "Use of uninitialised",
+            "Mismatched free",
+            "definitely lost in loss record",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    });
+    if let Some(i) = first_error {
+        let frames: Vec<String> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.contains(" at ") || l.contains(" by "))
+            .filter(|l| l.contains("evloop") || l.contains(target))
+            .take(2)
+            .map(|l| strip(l).trim_start_matches("by ").to_string())
+            .collect();
+        parts.push(format!("{}: {}", strip(lines[i]), frames.join(" <- ")));
+    }
+    if parts.is_empty() {
+        parts.push(sys::tail(stderr, 2));
+    }
+    parts.join("; ")
+}
+
 fn memory(line: &mut Line) -> Result<(), String> {
     if !has_valgrind() {
         provision()?;
@@ -176,7 +224,7 @@ fn memory(line: &mut Line) -> Result<(), String> {
             line.fail(format!(
                 "{package} {target}: {}; {}",
                 sys::describe(f.status, PER_BINARY.min(left)),
-                sys::tail(&f.stderr, 3)
+                summarize(target, &f.stdout, &f.stderr)
             ));
         }
     }
@@ -185,4 +233,34 @@ fn memory(line: &mut Line) -> Result<(), String> {
         bins.len()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leak_is_summarized_by_its_size_and_its_evloop_frames() {
+        let stderr = "\
+==7== 44,390 (736 direct, 43,654 indirect) bytes in 1 blocks are definitely lost in loss record 26 of 26
+==7==    at 0x48417B4: malloc (in /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so)
+==7==    by 0x2E6FD5: alloc::rc::Rc<T>::new (library/alloc/src/rc.rs:420)
+==7==    by 0x2E1F74: evloop_sched::event_loop::EventLoop::new (event_loop.rs:153)
+==7==    by 0x1D6FCC: fd_claims::a_test (fd_claims.rs:70)
+==7==    by 0x1C81C6: core::ops::function::FnOnce::call_once (function.rs:250)
+==7== 
+";
+        assert_eq!(
+            summarize("fd_claims", "test a_test ... ok\n", stderr),
+            "44,390 (736 direct, 43,654 indirect) bytes in 1 blocks are definitely lost in loss \
+             record 26 of 26: 0x2E1F74: evloop_sched::event_loop::EventLoop::new \
+             (event_loop.rs:153) <- 0x1D6FCC: fd_claims::a_test (fd_claims.rs:70)"
+        );
+    }
+
+    #[test]
+    fn failed_tests_are_named() {
+        let out = "test a ... ok\ntest b ... FAILED\n";
+        assert_eq!(summarize("x", out, ""), "tests failed under valgrind: b");
+    }
 }
