@@ -53,6 +53,10 @@ const STEPS: &[Step] = &[
         name: "bench smoke",
         run: bench_smoke,
     },
+    Step {
+        name: "soak quick",
+        run: soak_quick,
+    },
 ];
 
 fn fmt() -> Result<Vec<String>> {
@@ -111,6 +115,13 @@ fn bench_smoke() -> Result<Vec<String>> {
     Cmd::cargo()
         .args(["run", "-p", "evloop-bench", "--", "--smoke"])
         .run()?;
+    Ok(Vec::new())
+}
+
+/// The soak suite at its quick scale, in the debug build the tests already made; it fails on
+/// any line that lost, leaked or panicked (`target/soak/report.md` says which).
+fn soak_quick() -> Result<Vec<String>> {
+    crate::soak::run(&["--quick".to_string()])?;
     Ok(Vec::new())
 }
 
@@ -177,7 +188,8 @@ mod tests {
                 "layers",
                 "tidy",
                 "examples",
-                "bench smoke"
+                "bench smoke",
+                "soak quick"
             ]
         );
     }

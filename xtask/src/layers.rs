@@ -25,7 +25,7 @@ pub(crate) const FLOORS: &[(&str, u32)] = &[
 
 /// Workspace packages that stand outside the floors. They may depend on any
 /// layer crate, and no layer crate may depend on them.
-pub(crate) const EXEMPT: &[&str] = &["xtask", "evloop-bench"];
+pub(crate) const EXEMPT: &[&str] = &["xtask", "evloop-bench", "evloop-soak"];
 
 /// The floor of a layer crate, if it has one.
 pub(crate) fn floor_of(package: &str) -> Option<u32> {
@@ -330,6 +330,23 @@ mod tests {
             ]
         );
         Ok(())
+    }
+
+    #[test]
+    fn layer_crate_may_not_depend_on_the_soak_suite() {
+        let packages = names(&["evloop", "evloop-soak"]);
+        let violations = check(FLOORS, EXEMPT, &packages, &[dep("evloop", "evloop-soak")]);
+        assert_eq!(
+            violations,
+            [Violation::OnExempt {
+                from: "evloop".into(),
+                to: "evloop-soak".into()
+            }]
+        );
+        assert_eq!(
+            check(FLOORS, EXEMPT, &packages, &[dep("evloop-soak", "evloop")]),
+            []
+        );
     }
 
     #[test]
