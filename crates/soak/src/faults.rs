@@ -104,13 +104,17 @@ struct Flow {
 }
 
 impl Faulty {
-    /// asyncio's idiom: write while the `paused` flag is false (bounded at [`RUNAWAY`]).
+    /// asyncio's idiom as evloop documents it (`Transport`'s "Flow control"): write while the
+    /// `paused` flag set by `pause_writing` is false and `is_writing_paused()` is false. The
+    /// second is what stops a loop running inside a protocol method: the `pause_writing` of a
+    /// write made there is delivered only after the method returns, while `is_writing_paused()`
+    /// turns true inside the write that crossed the mark. Stopped and reported at [`RUNAWAY`].
     fn write_while_not_paused(&mut self) {
         let Some(t) = self.transport.clone() else {
             return;
         };
         let chunk = vec![b'x'; CHUNK];
-        while !self.flow.paused.get() && !t.is_closing() {
+        while !self.flow.paused.get() && !t.is_writing_paused() && !t.is_closing() {
             t.write(&chunk);
             let buffered = t.get_write_buffer_size();
             self.flow
