@@ -42,6 +42,12 @@ pub(crate) const EXAMPLE_CLIENTS: &[Tool] = &[
     },
 ];
 
+/// valgrind, for the soak suite's memory test (its full run).
+pub(crate) const VALGRIND: Tool = Tool {
+    program: "valgrind",
+    package: "valgrind",
+};
+
 /// Whether `program` is an executable file in one of the `PATH` folders.
 pub(crate) fn on_path(program: &str) -> bool {
     let Some(paths) = env::var_os("PATH") else {

@@ -7,6 +7,7 @@
 //! suite costs minutes while the quick run takes seconds in debug.
 
 use crate::cmd::{Cmd, Result};
+use crate::provision;
 
 /// The command line, parsed.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,6 +59,10 @@ pub(crate) fn cargo_args(options: &Options) -> Vec<String> {
 /// Runs the suite; a failed line makes the binary, and so this task, fail.
 pub(crate) fn run(args: &[String]) -> Result {
     let options = parse(args)?;
+    // The full run's memory test drives valgrind (the quick run and `--only` another test do not).
+    if !options.quick && options.only.as_deref().is_none_or(|name| name == "memory") {
+        provision::ensure(&[provision::VALGRIND])?;
+    }
     Cmd::cargo().args(cargo_args(&options)).run()
 }
 

@@ -1,7 +1,7 @@
 //! Memory (full run only): the test binaries of timer, sched, task and net under
-//! `valgrind --leak-check=full --error-exitcode=1`: no errors, no definite leaks. valgrind is
-//! installed when absent (`apt-get install -y valgrind`, through sudo when not root); if that
-//! fails the line says so, as a failure.
+//! `valgrind --leak-check=full --error-exitcode=1`: no errors, no definite leaks. `cargo xtask
+//! soak` installs valgrind when it is absent (xtask's provisioning, shared with ci); without it
+//! the line fails and says how to get it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -75,31 +75,6 @@ fn has_valgrind() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Installs valgrind with apt-get (through sudo unless root).
-fn provision() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut cmd = if root {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.args(["-n", "apt-get"]);
-        c
-    };
-    cmd.args(["install", "-y", "valgrind"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    let f = sys::run_with_watchdog(cmd, Duration::from_secs(300), false)
-        .map_err(|e| format!("valgrind is absent and apt-get could not start: {e}"))?;
-    if !f.status.is_some_and(|s| s.success()) || !has_valgrind() {
-        return Err(format!(
-            "valgrind is absent and could not be installed (apt-get install -y valgrind: {}; {})",
-            sys::describe(f.status, Duration::from_secs(300)),
-            sys::tail(&f.stderr, 2)
-        ));
-    }
-    Ok(())
 }
 
 /// The test binaries of [`CRATES`]: (package, target name, path).
@@ -199,7 +174,11 @@ fn summarize(target: &str, stdout: &str, stderr: &str) -> String {
 
 fn memory(line: &mut Line) -> Result<(), String> {
     if !has_valgrind() {
-        provision()?;
+        return Err(
+            "valgrind is not installed: `cargo xtask soak` installs it, or run \
+             `sudo apt-get install -y valgrind`"
+                .to_string(),
+        );
     }
     let bins = test_binaries()?;
     line.amount = format!("{} test binaries", bins.len());
