@@ -44,17 +44,11 @@ fn fit(want: usize) -> Result<(usize, Option<String>), String> {
 
 /// The test's line (the server's side).
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "c10k",
         "concurrent connections to the echo server, random sizes 1 B-16 KiB, every byte checked",
-    );
-    if let Err(e) = server_side(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| server_side(scale, line),
+    )
 }
 
 fn server_side(scale: &Scale, line: &mut Line) -> Result<(), String> {

@@ -38,17 +38,11 @@ struct Shared {
 
 /// The test's line.
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "churn",
         "connect, send 1 B-1 KiB, half-close, read the echo to EOF, close; one at a time",
-    );
-    if let Err(e) = churn(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| churn(scale, line),
+    )
 }
 
 fn churn(scale: &Scale, line: &mut Line) -> Result<(), String> {

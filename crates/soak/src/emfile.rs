@@ -23,17 +23,11 @@ const SPIN_RATIO: f64 = 0.3;
 
 /// The test's line.
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "emfile",
         "RLIMIT_NOFILE 64 on the server, clients connect at once and wait for their echo",
-    );
-    if let Err(e) = emfile(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| emfile(scale, line),
+    )
 }
 
 fn emfile(scale: &Scale, line: &mut Line) -> Result<(), String> {

@@ -26,17 +26,11 @@ const CHUNK: usize = 64 * 1024;
 
 /// The test's line.
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "peer-faults",
         "resets mid-write, half-close both ways, a peer that never reads (flow-control idiom)",
-    );
-    if let Err(e) = faults(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| faults(scale, line),
+    )
 }
 
 /// Runs the loop until `done()` or `limit`; false on the limit.

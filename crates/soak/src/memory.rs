@@ -45,17 +45,11 @@ const SKIPPED: &[(&str, &str, Option<&str>, &str)] = &[
 
 /// The test's line.
 pub(crate) fn run(_scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "memory",
         "timer, sched, task and net test binaries under valgrind --leak-check=full",
-    );
-    if let Err(e) = memory(&mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        memory,
+    )
 }
 
 /// The workspace root: this package is `crates/soak`.

@@ -20,17 +20,11 @@ const BUSY: Duration = Duration::from_micros(200);
 
 /// The test's line.
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "signal-storm",
         "SIGUSR1 from another process into a busy loop with a 10 ms repeating timer, then one more",
-    );
-    if let Err(e) = storm(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| storm(scale, line),
+    )
 }
 
 /// What the loop saw.

@@ -45,17 +45,11 @@ impl Drop for Guard {
 
 /// The test's line.
 pub(crate) fn run(scale: &Scale) -> Line {
-    let started = Instant::now();
-    let mut line = Line::new(
+    sys::measured(
         "threadsafe-storm",
         "call_soon_threadsafe from 8 threads while the loop runs, stops and closes",
-    );
-    if let Err(e) = storm(scale, &mut line) {
-        line.fail(e);
-    }
-    line.secs = started.elapsed().as_secs_f64();
-    line.panics = sys::panics();
-    line
+        |line| storm(scale, line),
+    )
 }
 
 fn storm(scale: &Scale, line: &mut Line) -> Result<(), String> {

@@ -21,6 +21,23 @@ pub(crate) fn count_panics() {
     }));
 }
 
+/// Runs one test's `body` as its line: timed, an error turned into the line's failure, and the
+/// process's panics counted.
+pub(crate) fn measured(
+    test: &str,
+    tried: &str,
+    body: impl FnOnce(&mut Line) -> Result<(), String>,
+) -> Line {
+    let started = Instant::now();
+    let mut line = Line::new(test, tried);
+    if let Err(e) = body(&mut line) {
+        line.fail(e);
+    }
+    line.secs = started.elapsed().as_secs_f64();
+    line.panics = panics();
+    line
+}
+
 /// Panics so far in this process.
 pub(crate) fn panics() -> u64 {
     PANICS.load(Ordering::Relaxed)
