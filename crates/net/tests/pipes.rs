@@ -1,11 +1,12 @@
 //! Pipe transports: conformance cases P92–P95.
 
 mod proto;
+mod util;
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use evloop_net::LoopStreamExt;
@@ -15,22 +16,11 @@ use proto::{Ev, Log, Recorder, iterate, run_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 // CPython: test_events.py test_read_pipe; test_unix_events.py test__read_ready_eof
 #[test]
 fn a_read_pipe_delivers_bytes_then_eof_and_loss() -> TestResult {
     let lp = EventLoop::new()?;
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let fut = lp.connect_read_pipe(
@@ -85,7 +75,7 @@ fn pipes_refuse_regular_files_and_pausing_is_idempotent() -> TestResult {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "Pipe transport is for pipes/sockets only.");
 
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let l3 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_read_pipe(move || Recorder::new(&l3), r))??;
     t.pause_reading();
@@ -110,7 +100,7 @@ fn pipes_refuse_regular_files_and_pausing_is_idempotent() -> TestResult {
 #[test]
 fn a_write_pipe_sends_buffers_and_closes_after_the_flush() -> TestResult {
     let lp = EventLoop::new()?;
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(move || Recorder::new(&l2), w))??;
@@ -162,7 +152,7 @@ fn a_write_pipe_whose_reader_left_fails_with_broken_pipe() -> TestResult {
     lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, ctx: &Context| {
         s2.borrow_mut().push(ctx.message().to_owned());
     })));
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(move || Recorder::new(&l2), w))??;
@@ -185,7 +175,7 @@ fn a_write_pipe_whose_reader_left_fails_with_broken_pipe() -> TestResult {
     assert_eq!(t.get_write_buffer_size(), 0);
 
     // abort: the buffer goes, connection_lost(None) on the next iteration.
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l3 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(move || Recorder::new(&l3), w))??;
@@ -207,7 +197,7 @@ fn a_write_on_a_read_pipe_is_reported_not_silently_dropped() -> TestResult {
     lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, ctx: &Context| {
         s2.borrow_mut().push(ctx.message().to_owned());
     })));
-    let (r, _w) = pipe()?;
+    let (r, _w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_read_pipe(move || Recorder::new(&l2), r))??;

@@ -4,11 +4,12 @@
 //! exception handler.
 
 mod proto;
+mod util;
 
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
@@ -31,17 +32,6 @@ fn record_exceptions(lp: &EventLoop) -> Seen {
     seen
 }
 
-/// A pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 fn lost(log: &Log) -> bool {
     log.borrow().iter().any(|e| matches!(e, Ev::Lost(_)))
 }
@@ -52,7 +42,7 @@ fn lost(log: &Log) -> bool {
 fn read_pipe_eof_is_lost_none_unreported() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (_t, _p) = lp.run_until_complete(lp.connect_read_pipe(move || Recorder::new(&l2), r))??;
@@ -97,22 +87,7 @@ fn read_pipe_os_error_is_reported_and_lost_with_it() -> TestResult {
 fn read_pipe_pty_eio_is_lost_with_it_unreported() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: the out-pointers are valid; null name, termios and winsize are allowed.
-    let ret = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error().into());
-    }
-    // SAFETY: openpty returned two new fds that nothing else owns.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = util::pty(false)?;
     let log = Log::default();
     let l2 = log.clone();
     let (_t, p) =
@@ -135,7 +110,7 @@ fn read_pipe_pty_eio_is_lost_with_it_unreported() -> TestResult {
 fn write_pipe_reader_gone_with_nothing_buffered_is_lost_none() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(move || Recorder::new(&l2), w))??;
@@ -186,7 +161,7 @@ fn write_pipe_reader_gone_with_bytes_buffered_is_broken_pipe_unreported() -> Tes
 fn write_pipe_abort_is_lost_none_and_later_writes_are_dropped() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_write_pipe(move || Recorder::new(&l2), w))??;
@@ -210,7 +185,7 @@ fn write_pipe_abort_is_lost_none_and_later_writes_are_dropped() -> TestResult {
 fn read_pipe_data_received_panic_is_reported_and_lost_with_it() -> TestResult {
     let lp = EventLoop::new()?;
     let seen = record_exceptions(&lp);
-    let (r, w) = pipe()?;
+    let (r, w) = util::pipe()?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) = lp.run_until_complete(lp.connect_read_pipe(

@@ -2,10 +2,11 @@
 //! watched for "the reader went away", so input arriving on the pty does not close it.
 
 mod proto;
+mod util;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use evloop_net::LoopStreamExt;
 use evloop_sched::EventLoop;
@@ -13,39 +14,6 @@ use evloop_task::LoopTaskExt;
 use proto::{Ev, Log, Recorder, run_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A pty in raw mode (no echo, no newline translation): (master, slave).
-fn raw_pty() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: the out-pointers are valid; null name, termios and winsize are allowed.
-    let ret = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openpty returned two new fds that nothing else owns.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    // SAFETY: an all-zero termios is a valid value for tcgetattr to overwrite.
-    let mut tio: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: `slave` is an open terminal and `tio` a valid pointer for both calls.
-    unsafe {
-        if libc::tcgetattr(slave.as_raw_fd(), &mut tio) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        libc::cfmakeraw(&mut tio);
-        if libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((master, slave))
-}
 
 /// Reads exactly `n` bytes from the pty master, waiting at most 5 s for each chunk.
 fn read_master(master: &OwnedFd, n: usize) -> io::Result<Vec<u8>> {
@@ -80,7 +48,7 @@ fn read_master(master: &OwnedFd, n: usize) -> io::Result<Vec<u8>> {
 #[test]
 fn a_write_pipe_on_a_pty_sends_and_input_does_not_close_it() -> TestResult {
     let lp = EventLoop::new()?;
-    let (master, slave) = raw_pty()?;
+    let (master, slave) = util::pty(true)?;
     let log = Log::default();
     let l2 = log.clone();
     let (t, _p) =
@@ -108,7 +76,7 @@ fn a_write_pipe_on_a_pty_sends_and_input_does_not_close_it() -> TestResult {
 #[test]
 fn a_pty_is_read_and_written_through_two_pipe_transports() -> TestResult {
     let lp = EventLoop::new()?;
-    let (master, slave) = raw_pty()?;
+    let (master, slave) = util::pty(true)?;
     let slave_w = slave.try_clone()?;
     let (rlog, wlog) = (Log::default(), Log::default());
     let (r2, w2) = (rlog.clone(), wlog.clone());

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,4 +72,51 @@ impl Drop for TempPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// A pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A new pty, `(master, slave)`; in raw mode (no echo, no newline translation) when `raw`.
+pub fn pty(raw: bool) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: the out-pointers are valid; null name, termios and winsize are allowed.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openpty returned two new fds that nothing else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    if !raw {
+        return Ok((master, slave));
+    }
+    // SAFETY: an all-zero termios is a valid value for tcgetattr to overwrite.
+    let mut tio: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `slave` is an open terminal and `tio` a valid pointer for both calls.
+    unsafe {
+        if libc::tcgetattr(slave.as_raw_fd(), &mut tio) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::cfmakeraw(&mut tio);
+        if libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((master, slave))
 }
