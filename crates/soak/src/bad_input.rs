@@ -284,53 +284,17 @@ const ROWS: &[Row] = &[
     Row {
         call: "run_forever() inside a callback (nested run)",
         expected: "already-running error",
-        run: || {
-            let lp = new_loop()?;
-            let seen = Rc::new(RefCell::new(None));
-            let (l2, s2) = (lp.clone(), seen.clone());
-            lp.call_soon(move || {
-                *s2.borrow_mut() = Some(l2.run_forever().map_err(|e| e.to_string()));
-                l2.stop();
-            })
-            .map_err(s)?;
-            lp.run_forever().map_err(s)?;
-            let seen = seen.borrow_mut().take().ok_or("the callback never ran")?;
-            refused(seen)
-        },
+        run: || inside_a_callback(|lp| lp.run_forever().map_err(s)),
     },
     Row {
         call: "run_until_complete(fut) inside a callback (nested run)",
         expected: "already-running error",
-        run: || {
-            let lp = new_loop()?;
-            let seen = Rc::new(RefCell::new(None));
-            let (l2, s2) = (lp.clone(), seen.clone());
-            lp.call_soon(move || {
-                *s2.borrow_mut() = Some(l2.run_until_complete(async {}).map_err(|e| e.to_string()));
-                l2.stop();
-            })
-            .map_err(s)?;
-            lp.run_forever().map_err(s)?;
-            let seen = seen.borrow_mut().take().ok_or("the callback never ran")?;
-            refused(seen)
-        },
+        run: || inside_a_callback(|lp| lp.run_until_complete(async {}).map_err(s)),
     },
     Row {
         call: "close() inside a callback",
         expected: "close-while-running error, the loop keeps running",
-        run: || {
-            let lp = new_loop()?;
-            let seen = Rc::new(RefCell::new(None));
-            let (l2, s2) = (lp.clone(), seen.clone());
-            lp.call_soon(move || {
-                *s2.borrow_mut() = Some(l2.close().map_err(|e| e.to_string()));
-                l2.stop();
-            })
-            .map_err(s)?;
-            lp.run_forever().map_err(s)?;
-            let seen = seen.borrow_mut().take().ok_or("the callback never ran")?;
-            refused(seen)
-        },
+        run: || inside_a_callback(|lp| lp.close().map_err(s)),
     },
     Row {
         call: "transport.write(data) after close()",
@@ -415,6 +379,21 @@ fn closed_loop() -> Result<EventLoop, String> {
     let lp = new_loop()?;
     lp.close().map_err(s)?;
     Ok(lp)
+}
+
+/// Runs `call` inside a callback of a running loop and expects it refused.
+fn inside_a_callback(call: fn(&EventLoop) -> Result<(), String>) -> Outcome {
+    let lp = new_loop()?;
+    let seen = Rc::new(RefCell::new(None));
+    let (l2, s2) = (lp.clone(), seen.clone());
+    lp.call_soon(move || {
+        *s2.borrow_mut() = Some(call(&l2));
+        l2.stop();
+    })
+    .map_err(s)?;
+    lp.run_forever().map_err(s)?;
+    let seen = seen.borrow_mut().take().ok_or("the callback never ran")?;
+    refused(seen)
 }
 
 /// An error is the right outcome; success is not.
