@@ -178,16 +178,21 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// The workspace root: this package is `crates/soak`, two folders below it.
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
 /// `<target dir>/soak`: `$CARGO_TARGET_DIR`, else the workspace's `target`.
 fn default_out_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            // This package is `crates/soak`, two folders below the root.
-            let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let root = manifest_dir.parent().and_then(Path::parent);
-            root.unwrap_or(manifest_dir).join("target")
-        });
+        .unwrap_or_else(|| workspace_root().join("target"));
     target.join("soak")
 }
 

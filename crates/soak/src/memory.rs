@@ -3,7 +3,6 @@
 //! soak` installs valgrind when it is absent (xtask's provisioning, shared with ci); without it
 //! the line fails and says how to get it.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,16 +51,6 @@ pub(crate) fn run(_scale: &Scale) -> Line {
     )
 }
 
-/// The workspace root: this package is `crates/soak`.
-fn root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(manifest_dir)
-        .to_path_buf()
-}
-
 fn has_valgrind() -> bool {
     Command::new("valgrind")
         .arg("--version")
@@ -75,7 +64,7 @@ fn has_valgrind() -> bool {
 fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
+    cmd.current_dir(crate::workspace_root())
         .args(["test", "--no-run", "--message-format=json"]);
     for c in CRATES {
         cmd.args(["-p", c]);
@@ -207,7 +196,7 @@ fn memory(line: &mut Line) -> Result<(), String> {
         ran += 1;
         let mut cmd = Command::new("valgrind");
         cmd.current_dir(
-            root()
+            crate::workspace_root()
                 .join("crates")
                 .join(package.trim_start_matches("evloop-")),
         )
