@@ -4,7 +4,7 @@
 //! # Ground rules
 //!
 //! A task joins the registry only when it could otherwise not be found: most tasks run to
-//! completion in their first step and never touch it (no slot, no `Weak`, no lookup). A pending
+//! completion in their first step and never touch it (no slot, no lookup). A pending
 //! task is, at any time, in one of these places, and `all_tasks` looks in all of them:
 //!
 //! - in the registry: its body returned `Pending` once (`step::run`), or a task factory got
@@ -20,80 +20,75 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ptr::NonNull;
-use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::task::Waker;
 
 use evloop_sched::{EventLoop, get_running_loop};
 
 use crate::Error;
-use crate::core::{Node, Status};
-use crate::factory::TaskFactory;
+use crate::core::{Keep, Node, NodeRef, State, Status, TaskInfo};
+
+/// The task whose step runs now: its core and the waker its step polls it with.
+type Running = (NonNull<dyn Node>, NonNull<Waker>);
 
 thread_local! {
     /// The task whose step runs now on this thread.
-    /// A pointer, not an `Rc`: the step that set it holds the task for as long as it is set
-    /// (see [`enter`]), so a step costs no reference count here.
-    static CURRENT: Cell<Option<NonNull<dyn Node>>> = const { Cell::new(None) };
+    /// Pointers, not a handle: the step that set them holds the task and its waker for as long
+    /// as they are set (see [`enter`]), so a step costs no reference count here.
+    static CURRENT: Cell<Option<Running>> = const { Cell::new(None) };
 }
 
 /// The current task, if any.
-pub(crate) fn current_node() -> Option<Rc<dyn Node>> {
-    let ptr = CURRENT.try_with(Cell::get).ok().flatten()?;
-    // SAFETY: `enter`'s contract: the task is alive while its pointer is set, and the pointer
-    // is `Rc::as_ptr` of that task's `Rc`; one more count is taken for the `Rc` made here.
+pub(crate) fn current_node() -> Option<NodeRef> {
+    let (node, waker) = CURRENT.try_with(Cell::get).ok().flatten()?;
+    // SAFETY: `enter`'s contract: the task and the waker (one of that task) are alive while
+    // they are set; the clone made here keeps the task alive for the handle.
     unsafe {
-        Rc::increment_strong_count(ptr.as_ptr());
-        Some(Rc::from_raw(ptr.as_ptr()))
+        let waker = waker.as_ref().clone();
+        Some(NodeRef::new(node, Keep::Waker(waker)))
     }
 }
 
 /// Runs `f` with the current task, if any, without taking a reference count.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&dyn Node>) -> R) -> R {
-    let ptr = CURRENT.try_with(Cell::get).ok().flatten();
+    let running = CURRENT.try_with(Cell::get).ok().flatten();
     // SAFETY: as in `current_node`: the task outlives its step, which outlives this call.
-    f(ptr.map(|p| unsafe { p.as_ref() }))
+    f(running.map(|(node, _)| unsafe { node.as_ref() }))
 }
 
 /// Makes the task `node` current; returns the previous one, to restore with [`restore`].
 ///
 /// # Safety
 ///
-/// `node` is `Rc::as_ptr` of a task's `Rc`, which the caller keeps alive until it calls
-/// [`restore`].
+/// `node` is the core of a task and `waker` a waker of it, both kept alive by the caller until
+/// it calls [`restore`].
 #[inline]
-pub(crate) unsafe fn enter(node: NonNull<dyn Node>) -> Option<NonNull<dyn Node>> {
-    CURRENT.with(|c| c.replace(Some(node)))
+pub(crate) unsafe fn enter(node: NonNull<dyn Node>, waker: &Waker) -> Option<Running> {
+    CURRENT.with(|c| c.replace(Some((node, NonNull::from(waker)))))
 }
 
 /// Makes `prev` (from [`enter`]) current again.
 #[inline]
-pub(crate) fn restore(prev: Option<NonNull<dyn Node>>) {
+pub(crate) fn restore(prev: Option<Running>) {
     CURRENT.with(|c| c.set(prev));
 }
 
-pub(crate) fn same_node(a: &Rc<dyn Node>, b: &Rc<dyn Node>) -> bool {
-    std::ptr::addr_eq(Rc::as_ptr(a), Rc::as_ptr(b))
-}
-
-/// The loop's suspended tasks (see the ground rules above for the others): a slab of weak
-/// references, so registering and finishing a task is O(1) and the registry never keeps a
-/// task alive. A task finds it through its loop (`EventLoop::local`), when it first suspends
-/// and when it finishes.
+/// The loop's suspended tasks (see the ground rules above for the others): a slab of handles,
+/// so registering and finishing a task is O(1). A handle keeps its task alive: a task leaves
+/// the registry when it completes, or when the loop closes (`sweep`).
 #[derive(Default)]
 pub(crate) struct Registry {
-    slots: RefCell<Vec<Option<Weak<dyn Node>>>>,
+    slots: RefCell<Vec<Option<NodeRef>>>,
     free: RefCell<Vec<u32>>,
-    /// The close hook that breaks waker cycles is registered once per loop.
+    /// The close hook that sweeps the registry is registered once per loop.
     hooked: Cell<bool>,
-    /// The loop's task factory (kept here so `create_task` looks up one per-loop value).
-    pub(crate) factory: RefCell<Option<TaskFactory>>,
 }
 
 impl Registry {
     /// Registers a new task; returns its slot.
     #[inline]
-    pub(crate) fn insert(self: &Rc<Self>, lp: &EventLoop, node: Weak<dyn Node>) -> u32 {
+    fn insert(self: &std::rc::Rc<Self>, lp: &EventLoop, node: NodeRef) -> u32 {
         if !self.hooked.get() {
             self.hook(lp);
         }
@@ -104,7 +99,7 @@ impl Registry {
             return slot.unwrap_or(u32::MAX);
         }
         // More than 2^32 live tasks would not fit in memory: the slot saturates, and such a
-        // task is simply not listed by `all_tasks` once it is back to `u32::MAX` (never here).
+        // task is simply not listed by `all_tasks` (never here).
         let i = u32::try_from(slots.len()).unwrap_or(u32::MAX);
         if i != u32::MAX {
             slots.push(Some(node));
@@ -114,19 +109,20 @@ impl Registry {
 
     /// On the first insert: registers the close hook.
     #[cold]
-    fn hook(self: &Rc<Self>, lp: &EventLoop) {
+    fn hook(self: &std::rc::Rc<Self>, lp: &EventLoop) {
         self.hooked.set(true);
-        let weak = Rc::downgrade(self);
+        let weak = std::rc::Rc::downgrade(self);
         lp.on_close(move || {
             if let Some(reg) = weak.upgrade() {
-                reg.break_cycles();
+                reg.sweep();
             }
         });
     }
 
-    /// Unregisters the task in `slot` (`u32::MAX`: none).
+    /// Unregisters the task in `slot`; returns its handle (dropped by the caller, outside the
+    /// borrow).
     #[inline]
-    pub(crate) fn remove(&self, slot: u32) {
+    fn remove(&self, slot: u32) -> Option<NodeRef> {
         let old = self
             .slots
             .borrow_mut()
@@ -135,43 +131,56 @@ impl Registry {
         if old.is_some() {
             self.free.borrow_mut().push(slot);
         }
-        drop(old);
+        old
     }
 
-    fn live(&self) -> Vec<Rc<dyn Node>> {
-        self.slots
-            .borrow()
-            .iter()
-            .filter_map(|w| w.as_ref().and_then(Weak::upgrade))
-            .collect()
+    fn live(&self) -> Vec<NodeRef> {
+        self.slots.borrow().iter().flatten().cloned().collect()
     }
 
-    /// At `close()`: a pending task owns its waker (to wake itself on cancel) and the futures it
-    /// awaits own it back; dropping those wakers lets the tasks the loop no longer holds be
-    /// dropped, and reported as destroyed while pending.
-    fn break_cycles(&self) {
-        for node in self.live() {
-            node.clone().clear_wakers();
-            if let Some(waiter) = node.task_info().and_then(|i| i.take_waiter()) {
+    /// At `close()`: the tasks still pending can never finish. Each leaves the registry, the
+    /// wakers it holds and those held for it are dropped (breaking the cycles through the
+    /// futures it awaits), and it is woken: the closed loop refuses the step, and a refused
+    /// step ends the task (its body dropped, "Task was destroyed but it is pending!").
+    fn sweep(&self) {
+        let nodes: Vec<NodeRef> = self.slots.take().into_iter().flatten().collect();
+        self.free.take();
+        for node in &nodes {
+            node.state().set_slot(u32::MAX);
+            node.clear_wakers();
+            if let Some(waiter) = node.task_info().and_then(TaskInfo::take_waiter) {
                 waiter.clear_awaited();
             }
+        }
+        for node in nodes {
+            node.keep.wake_task();
         }
     }
 }
 
 /// The sink `all_tasks` hands to `EventLoop::inspect_queued_steps`: the tasks found there
 /// that are pending and not in the registry.
-pub(crate) struct QueuedTasks(pub(crate) Vec<Rc<dyn Node>>);
+pub(crate) struct QueuedTasks(pub(crate) Vec<NodeRef>);
 
 /// Puts `node` (a task) in its loop's registry, unless it is there already.
-pub(crate) fn register_node(node: &Rc<dyn Node>) {
-    if let Some(info) = node.task_info()
-        && !info.registered()
-    {
+pub(crate) fn register_node(node: &NodeRef) {
+    if node.task_info().is_some() && !node.state().registered() {
         let lp = node.event_loop();
-        let slot = lp.local::<Registry>().insert(lp, Rc::downgrade(node));
-        info.set_slot(slot);
+        let slot = lp.local::<Registry>().insert(lp, node.clone());
+        node.state().set_slot(slot);
     }
+}
+
+/// A task completes (or is dropped pending): it leaves the registry if it joined it, and
+/// drops what it awaited.
+#[inline]
+pub(crate) fn finish(state: &State, info: &TaskInfo, lp: &EventLoop) {
+    let slot = state.set_slot(u32::MAX);
+    let old = (slot != u32::MAX)
+        .then(|| lp.local::<Registry>().remove(slot))
+        .flatten();
+    let waiter = info.take_waiter();
+    drop((old, waiter));
 }
 
 /// A task seen without its output type: what [`current_task`], [`all_tasks`] and a task
@@ -191,11 +200,11 @@ pub(crate) fn register_node(node: &Rc<dyn Node>) {
 /// ```
 #[derive(Clone)]
 pub struct AnyTask {
-    pub(crate) node: Rc<dyn Node>,
+    pub(crate) node: NodeRef,
 }
 
 impl AnyTask {
-    fn info(&self) -> &crate::task::TaskInfo {
+    fn info(&self) -> &TaskInfo {
         // Only task cores are wrapped in an AnyTask (see `current_task`, `all_tasks`, `NewTask`).
         self.node
             .task_info()
@@ -224,7 +233,7 @@ impl AnyTask {
 
     /// Requests cancellation, as [`Task::cancel`](crate::Task::cancel).
     pub fn cancel(&self, msg: Option<&str>) -> bool {
-        self.node.clone().cancel_node(msg.map(Arc::from))
+        self.node.cancel(msg.map(Arc::from))
     }
 
     /// How many times `cancel` was called on this task while it was pending (asyncio's
@@ -240,7 +249,7 @@ impl AnyTask {
 
     /// True if `self` and `other` are the same task.
     pub fn ptr_eq(&self, other: &AnyTask) -> bool {
-        same_node(&self.node, &other.node)
+        self.node.same(&other.node)
     }
 }
 
@@ -292,8 +301,9 @@ pub fn all_tasks_of(lp: &EventLoop) -> Vec<AnyTask> {
     if let Some(current) = current_node()
         && current.event_loop().ptr_eq(lp)
         && current.status() == Status::Pending
-        && current.task_info().is_some_and(|info| !info.registered())
-        && !queued.0.iter().any(|n| same_node(n, &current))
+        && current.task_info().is_some()
+        && !current.state().registered()
+        && !queued.0.iter().any(|n| n.same(&current))
     {
         queued.0.push(current);
     }

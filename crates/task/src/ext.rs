@@ -6,9 +6,9 @@ use evloop_sched::{EventLoop, get_running_loop};
 
 use crate::cancel_all::CancelAllTasks;
 use crate::cleanup::{CleanupId, Cleanups, ShutdownCleanups};
-use crate::current::{AnyTask, Registry, current_node, register_node};
-use crate::factory::{self, NewTask, TaskFactory};
-use crate::raw;
+use crate::current::{AnyTask, current_node, register_node};
+use crate::factory::{self, FactorySlot, NewTask, TaskFactory};
+use crate::step;
 use crate::until;
 use crate::{Error, LoopFuture, Task};
 
@@ -156,13 +156,11 @@ impl LoopTaskExt for EventLoop {
         if self.is_closed() {
             return Err(evloop_sched::Error::closed().into());
         }
-        let (core, first) = raw::spawn(self, fut);
-        let factory = self.local::<Registry>().factory.borrow().clone();
+        let (core, first) = step::spawn(self, fut);
+        let factory = self.local::<FactorySlot>().0.borrow().clone();
         match factory {
             None => {
-                if let Some(info) = &core.task {
-                    factory::start(self, info, first)?;
-                }
+                factory::start(self, &core.state, first)?;
             }
             Some(factory) => {
                 // A factory may hold the task unstarted, or start it eagerly (the current task
@@ -206,12 +204,12 @@ impl LoopTaskExt for EventLoop {
     }
 
     fn set_task_factory(&self, factory: Option<TaskFactory>) {
-        let old = self.local::<Registry>().factory.replace(factory);
+        let old = self.local::<FactorySlot>().0.replace(factory);
         drop(old);
     }
 
     fn get_task_factory(&self) -> Option<TaskFactory> {
-        self.local::<Registry>().factory.borrow().clone()
+        self.local::<FactorySlot>().0.borrow().clone()
     }
 
     fn add_cleanup<F>(&self, name: &str, cleanup: impl FnOnce() -> F + 'static) -> CleanupId

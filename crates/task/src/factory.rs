@@ -1,14 +1,15 @@
 //! Task factories: asyncio's `set_task_factory`, and the eager-start factory of asyncio 3.12.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
 use evloop_sched::EventLoop;
 
 use crate::Error;
+use crate::core::{Flag, State};
 use crate::current::AnyTask;
-use crate::raw::FirstStep;
-use crate::step::TaskInfo;
+use crate::step::FirstStep;
 
 /// A task factory: called by [`create_task`](crate::LoopTaskExt::create_task) with every new
 /// task, which it must start ([`NewTask::start`] or [`NewTask::start_eager`]), and may rename
@@ -17,6 +18,10 @@ use crate::step::TaskInfo;
 /// asyncio's factory builds the task object itself; in Rust the task (and its output type) is
 /// built by `create_task`, and the factory decides how and whether it starts.
 pub type TaskFactory = Rc<dyn Fn(&EventLoop, NewTask) -> Result<(), Error>>;
+
+/// The loop's task factory (`EventLoop::local`).
+#[derive(Default)]
+pub(crate) struct FactorySlot(pub(crate) RefCell<Option<TaskFactory>>);
 
 /// A task made by `create_task`, not started yet: what a [`TaskFactory`] receives.
 ///
@@ -51,9 +56,7 @@ impl NewTask {
     }
 
     fn mark_started(&self) {
-        if let Some(info) = self.task.node.task_info() {
-            info.started.set(true);
-        }
+        self.task.node.state().set(Flag::Started, true);
     }
 
     /// Starts the task the default way: its first step is scheduled with `call_soon`.
@@ -65,10 +68,7 @@ impl NewTask {
         let Some(first) = self.first.take() else {
             return Ok(());
         };
-        match self.task.node.task_info() {
-            Some(info) => start(&self.lp, info, first),
-            None => Ok(()),
-        }
+        start(&self.lp, self.task.node.state(), first)
     }
 
     /// Starts the task eagerly (asyncio 3.12's eager tasks) if the loop is running: its first
@@ -92,12 +92,12 @@ impl NewTask {
 
 /// Queues a task's first step, the default start (`create_task` without a factory, and
 /// [`NewTask::start`]).
-pub(crate) fn start(lp: &EventLoop, info: &TaskInfo, first: FirstStep) -> Result<(), Error> {
-    info.started.set(true);
+pub(crate) fn start(lp: &EventLoop, state: &State, first: FirstStep) -> Result<(), Error> {
+    state.set(Flag::Started, true);
     let queued = first.queue(lp);
     if queued.is_err() {
         // The closed loop dropped the step: the task ended cancelled, never started.
-        info.started.set(false);
+        state.set(Flag::Started, false);
     }
     Ok(queued?)
 }

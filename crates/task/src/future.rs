@@ -9,7 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use evloop_sched::{EventLoop, Exception};
 
 use crate::Error;
-use crate::core::{CallbackId, Core, Shared};
+use crate::core::{CallbackId, Shared, Status};
+use crate::current;
 
 /// A future bound to a loop, completed by hand: asyncio's `Future`, made by
 /// [`LoopTaskExt::create_future`](crate::LoopTaskExt::create_future).
@@ -68,7 +69,7 @@ impl<T: 'static> LoopFuture<T> {
     /// A pending future bound to `lp` (also on a closed loop, as asyncio's `create_future()`).
     pub fn new(lp: &EventLoop) -> LoopFuture<T> {
         LoopFuture {
-            core: Core::new_future(lp.clone()),
+            core: Shared::new_future(lp.clone()),
         }
     }
 
@@ -79,7 +80,7 @@ impl<T: 'static> LoopFuture<T> {
 
     /// True if the future was cancelled.
     pub fn cancelled(&self) -> bool {
-        self.core.status() == crate::core::Status::Cancelled
+        self.core.status() == Status::Cancelled
     }
 
     /// The result, cloned (asyncio's `result()`).
@@ -176,7 +177,7 @@ impl<T: 'static> Future for LoopFuture<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.core.poll_result(cx)
+        current::with_current(|cur| self.core.poll_result(cur, cx))
     }
 }
 

@@ -39,7 +39,6 @@ mod error;
 mod ext;
 mod factory;
 mod future;
-mod raw;
 mod sleep;
 mod step;
 mod task;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, RawWakerVTable, Waker};
 use std::time::Duration;
 
@@ -113,7 +114,7 @@ fn arm(
 fn register(timer: &TimerHandle) {
     if let Some(node) = current::current_node() {
         if let Some(info) = node.task_info() {
-            info.set_waiter_timer(timer.clone());
+            info.set_waiter(Rc::new(timer.clone()));
         }
     }
 }

@@ -9,10 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use evloop_sched::EventLoop;
 
 use crate::Error;
-use crate::core::{CallbackId, Shared, Status};
-use crate::current::AnyTask;
-
-pub(crate) use crate::step::TaskInfo;
+use crate::core::{CallbackId, Flag, Shared, Status, TaskInfo};
+use crate::current::{self, AnyTask};
 
 /// A future running on the loop: asyncio's `Task`, made by
 /// [`LoopTaskExt::create_task`](crate::LoopTaskExt::create_task).
@@ -178,11 +176,10 @@ impl<T: 'static> Task<T> {
     /// report (`run_until_complete`'s wrapper, abandoned when the loop stopped first). Its body
     /// is dropped with the task. Not for a task whose step is running.
     pub(crate) fn retire(&self) {
-        if self.done() || self.info().running() {
+        if self.done() || self.core.state.get(Flag::Running) {
             return;
         }
-        let waiter = self.info().take_waiter();
-        drop(waiter);
+        current::finish(&self.core.state, self.info(), &self.core.lp);
         self.core
             .cancel_future(Some(Arc::from("run_until_complete stopped")));
     }
@@ -199,7 +196,7 @@ impl<T: 'static> Future for Task<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.core.poll_result(cx)
+        current::with_current(|cur| self.core.poll_result(cur, cx))
     }
 }
 

@@ -164,22 +164,24 @@ where
 }
 
 #[test]
-fn a_spawned_trivial_task_costs_one_allocation_of_at_most_120_bytes() -> TestResult {
-    // One allocation holds the task's state, its future and its waker state; the step itself
-    // is queued without one. At most 120 bytes on 64-bit targets (issue 4 asks for 128; 120
-    // is what glibc serves from a 128-byte chunk, header included).
+fn a_spawned_trivial_task_costs_one_allocation_of_at_most_144_bytes() -> TestResult {
+    // One allocation holds the task's state, its future and its waker state (async-task's
+    // allocation: its header, our metadata, the future); the step itself is queued without
+    // one. At most 144 bytes on 64-bit targets (issue 13's bound; the hand-written raw task of
+    // issue 4 took 120).
     let (allocs, bytes) = spawn_cost(|| async {})?;
     assert_eq!(allocs, 1, "allocations per task");
-    assert!(bytes <= 120, "{bytes} bytes per task");
+    assert!(bytes <= 144, "{bytes} bytes per task");
     // A future that captures a pointer (16 bytes with its state) still fits: the core's flags
-    // share one word, and its outcome slot has no `Option` word.
+    // and registry slot share one word, its outcome slot has no `Option` word, and the body
+    // finds its core without a pointer of its own.
     let counter = Rc::new(Cell::new(0_u32));
     let (allocs, bytes) = spawn_cost(move || {
         let c = counter.clone();
         async move { c.set(c.get() + 1) }
     })?;
     assert_eq!(allocs, 1, "allocations per capturing task");
-    assert!(bytes <= 120, "{bytes} bytes per capturing task");
+    assert!(bytes <= 144, "{bytes} bytes per capturing task");
     Ok(())
 }
 
