@@ -40,6 +40,7 @@ mod ext;
 mod factory;
 mod future;
 mod sleep;
+mod state;
 mod step;
 mod task;
 mod until;
