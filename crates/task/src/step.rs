@@ -78,10 +78,16 @@ thread_local! {
 /// Runs a task's `Runnable` (polls its body, or drops it if async-task closed the task), with
 /// [`STEPPING`] set to its metadata. The only place a `Runnable` runs.
 fn run_runnable<T: 'static>(runnable: Runnable<TaskMeta<T>>) {
+    /// Puts the previous value back, also if a waker woken at completion panics through `run`.
+    struct Restore(*const ());
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STEPPING.set(self.0);
+        }
+    }
     let meta: *const TaskMeta<T> = runnable.metadata();
-    let prev = STEPPING.replace(meta.cast());
+    let _restore = Restore(STEPPING.replace(meta.cast()));
     runnable.run();
-    STEPPING.set(prev);
 }
 
 /// The core of the task whose `Runnable` runs now, if any.
