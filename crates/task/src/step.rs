@@ -105,12 +105,16 @@ unsafe fn stepping<'a, T: 'static>() -> Option<&'a Core<T>> {
     unsafe { meta.as_ref() }.map(TaskMeta::core)
 }
 
-/// A task's metadata in its `async-task` allocation: its core, and its loop's cross-thread face
-/// (the one field other threads read).
+/// A task's metadata in its `async-task` allocation: its core, and where its loop's
+/// cross-thread face is (what other threads read).
 pub(crate) struct TaskMeta<T: 'static> {
     /// Always `Some` but in `Drop` (an `EventLoop` is never null, so the `Option` is free).
     core: Option<Core<T>>,
-    remote: RemoteLoop,
+    /// `EventLoop::remote_ref` of the core's loop, taken at spawn on the loop's thread: a field
+    /// of the loop written once, when the loop was made, and alive while the core's `lp` is.
+    /// A pointer, not a `RemoteLoop` clone: no atomic count per task, and other threads never
+    /// touch the loop's `Rc`.
+    remote: *const RemoteLoop,
 }
 
 impl<T: 'static> TaskMeta<T> {
@@ -120,19 +124,34 @@ impl<T: 'static> TaskMeta<T> {
             .as_ref()
             .unwrap_or_else(|| unreachable!("the core is taken out only when dropped"))
     }
+
+    /// The loop's cross-thread face (any thread may call this).
+    #[inline]
+    fn remote(&self) -> &RemoteLoop {
+        // SAFETY: `remote` points into the loop that the core's `lp` keeps alive, and the core
+        // is there (it is taken out only in `Drop`, which reads this first); the field is
+        // written once, before the task existed, and `RemoteLoop` is `Sync`.
+        unsafe { &*self.remote }
+    }
 }
 
 impl<T: 'static> Drop for TaskMeta<T> {
     fn drop(&mut self) {
-        let owner = self.remote.thread_id();
-        let core = self.core.take();
+        let remote = self.remote();
+        let owner = remote.thread_id();
         if on_thread(owner) {
-            drop(core);
+            drop(self.core.take());
             return;
         }
-        // The last reference went on another thread: the core goes back to the loop.
-        let parcel = Homebound { core, owner };
-        let _ = self.remote.call_soon_threadsafe(move || drop(parcel));
+        // The last reference went on another thread: the core goes back to the loop. The
+        // clone is taken while the core keeps the loop alive: once the message is sent, the
+        // loop may drop the core, and with it the loop, at any time.
+        let remote = remote.clone();
+        let parcel = Homebound {
+            core: self.core.take(),
+            owner,
+        };
+        let _ = remote.call_soon_threadsafe(move || drop(parcel));
     }
 }
 
@@ -191,7 +210,7 @@ impl<T: 'static> Drop for Parcel<T> {
 /// The schedule function of every task: a wake queues the task's step on the loop's thread,
 /// and goes through `call_soon_threadsafe` from any other.
 fn schedule<T: 'static>(runnable: Runnable<TaskMeta<T>>) {
-    let remote = &runnable.metadata().remote;
+    let remote = runnable.metadata().remote();
     let owner = remote.thread_id();
     if on_thread(owner) {
         let lp = runnable.metadata().core().lp.clone();
@@ -202,6 +221,7 @@ fn schedule<T: 'static>(runnable: Runnable<TaskMeta<T>>) {
         let _ = lp.call_soon_step(step);
         return;
     }
+    // Cloned while the `Runnable` keeps the loop alive (see `TaskMeta`'s `Drop`).
     let remote = remote.clone();
     let parcel = Parcel::<T> {
         ptr: runnable.into_raw(),
@@ -315,7 +335,7 @@ where
 {
     let meta = TaskMeta {
         core: Some(Core::new(lp.clone(), Some(TaskInfo::new()))),
-        remote: lp.remote(),
+        remote: lp.remote_ref(),
     };
     let body = move |_: &TaskMeta<F::Output>| Body {
         fut: ManuallyDrop::new(fut),
