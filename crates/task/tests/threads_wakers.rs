@@ -1,9 +1,13 @@
 //! Wakers from other threads (I47's path for tasks) and a `run_coroutine_threadsafe` analogue
 //! (I49).
 
+mod util;
+
+use std::cell::Cell;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use evloop_sched::{EventLoop, get_running_loop};
 use evloop_task::LoopTaskExt;
+use util::{record_exceptions, run_one_iteration};
 
 type TestResult = Result<(), Box<dyn StdError>>;
 
@@ -212,5 +217,53 @@ fn the_last_waker_dropped_on_another_thread_frees_the_task_on_the_loop_thread() 
     lp.run_forever_cleanup()?;
     let dropped = *dropped_on.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(dropped, Some(std::thread::current().id()));
+    Ok(())
+}
+
+/// Records the thread its owner is dropped on.
+struct DropHere(Rc<Cell<Option<std::thread::ThreadId>>>);
+
+impl Drop for DropHere {
+    fn drop(&mut self) {
+        self.0.set(Some(std::thread::current().id()));
+    }
+}
+
+// Ours (issue 13): a wake from another thread travels to the loop as a message. A loop closed
+// with that message unhandled drops it on its own thread: the task ends cancelled, reported as
+// destroyed while pending, its body dropped on the loop's thread, and the late wake does
+// nothing more.
+#[test]
+fn a_wake_from_another_thread_left_unhandled_at_close_ends_the_task_on_the_loop_thread()
+-> TestResult {
+    let lp = EventLoop::new()?;
+    let seen = record_exceptions(&lp);
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let dropped_on = Rc::new(Cell::new(None));
+    let guard = DropHere(dropped_on.clone());
+    let task = lp.create_task({
+        let shared = shared.clone();
+        async move {
+            let _guard = guard;
+            FromThread(shared).await;
+        }
+    })?;
+    run_one_iteration(&lp)?; // the task's first step: its waker is now in `shared`
+    let waker = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .waker
+        .take()
+        .ok_or("the task registered no waker")?;
+    std::thread::spawn(move || waker.wake())
+        .join()
+        .map_err(|_| "wake panicked off-thread")?;
+    assert!(!task.done());
+    assert_eq!(dropped_on.get(), None);
+    lp.close()?;
+    assert!(task.cancelled());
+    assert_eq!(dropped_on.get(), Some(std::thread::current().id()));
+    let messages: Vec<String> = seen.take().into_iter().map(|s| s.message).collect();
+    assert_eq!(messages, ["Task was destroyed but it is pending!"]);
     Ok(())
 }
