@@ -161,6 +161,30 @@ pub(crate) fn ensure_components(components: &[&str]) -> Result {
     Ok(())
 }
 
+/// The nightly toolchain, for the soak suite's AddressSanitizer test (its full run), installed
+/// with rustup's `minimal` profile when missing.
+///
+/// # Errors
+///
+/// - One line naming the command to run, when rustup is absent or cannot install it.
+pub(crate) fn ensure_nightly() -> Result {
+    let cmd = "rustup toolchain install nightly --profile minimal";
+    if !on_path("rustup") {
+        return Err(format!(
+            "the nightly toolchain needs rustup, which is not on PATH: install rustup, run \
+             `{cmd}`, then this command again"
+        ));
+    }
+    if quiet_output(Cmd::new("rustup").args(["run", "nightly", "rustc", "--version"])).is_some() {
+        return Ok(());
+    }
+    println!("provision: installing the nightly toolchain");
+    Cmd::new("rustup")
+        .args(["toolchain", "install", "nightly", "--profile", "minimal"])
+        .run()
+        .map_err(|e| format!("{e}: run `{cmd}`, then this command again"))
+}
+
 /// Whether this process runs as root.
 fn is_root() -> bool {
     // SAFETY: `geteuid` has no preconditions and cannot fail.

@@ -63,6 +63,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     if !options.quick && options.only.as_deref().is_none_or(|name| name == "memory") {
         provision::ensure(&[provision::VALGRIND])?;
     }
+    // And its AddressSanitizer test builds with the nightly toolchain.
+    if !options.quick && options.only.as_deref().is_none_or(|name| name == "asan") {
+        provision::ensure_nightly()?;
+    }
     Cmd::cargo().args(cargo_args(&options)).run()
 }
 

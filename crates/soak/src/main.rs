@@ -9,6 +9,7 @@
 //! the parent writes `report.md` (a line per test) and exits non-zero if any line failed.
 
 mod alloc;
+mod asan;
 mod bad_input;
 mod c10k;
 mod churn;
@@ -99,6 +100,13 @@ const TESTS: &[Entry] = &[
         name: "memory",
         run: memory::run,
         // Its own budget for valgrind is 9 minutes; building the test binaries comes first.
+        limit: Duration::from_secs(720),
+        full_only: true,
+    },
+    Entry {
+        name: "asan",
+        run: asan::run,
+        // Its own budget for the sanitized tests is 5 minutes; the nightly build comes first.
         limit: Duration::from_secs(720),
         full_only: true,
     },
@@ -343,12 +351,12 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_the_only_full_run_test() {
+    fn the_memory_and_sanitizer_tests_are_the_only_full_run_tests() {
         let full_only: Vec<&str> = TESTS
             .iter()
             .filter(|t| t.full_only)
             .map(|t| t.name)
             .collect();
-        assert_eq!(full_only, ["memory"]);
+        assert_eq!(full_only, ["memory", "asan"]);
     }
 }

@@ -60,13 +60,13 @@ fn has_valgrind() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The test binaries of [`CRATES`]: (package, target name, path).
-fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(crate::workspace_root())
-        .args(["test", "--no-run", "--message-format=json"]);
-    for c in CRATES {
+/// The test binaries of `crates` that `cmd` (a `cargo test --no-run --message-format=json`
+/// without its `-p` arguments) builds: (package, target name, path).
+pub(crate) fn test_binaries(
+    mut cmd: Command,
+    crates: &[&str],
+) -> Result<Vec<(String, String, String)>, String> {
+    for c in crates {
         cmd.args(["-p", c]);
     }
     let f = sys::run_with_watchdog(cmd, Duration::from_secs(300), false)
@@ -89,7 +89,7 @@ fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
             continue;
         };
         let package = v["package_id"].as_str().unwrap_or_default();
-        let Some(name) = CRATES.iter().find(|c| {
+        let Some(name) = crates.iter().find(|c| {
             package.contains(&format!("/{}#", c.trim_start_matches("evloop-")))
                 || package.contains(&format!("{c}@"))
                 || package.contains(&format!("{c} "))
@@ -103,6 +103,15 @@ fn test_binaries() -> Result<Vec<(String, String, String)>, String> {
         return Err("cargo test --no-run listed no test binary".into());
     }
     Ok(bins)
+}
+
+/// The stable toolchain's `cargo test --no-run --message-format=json`, run at the workspace root.
+fn cargo_no_run() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(crate::workspace_root())
+        .args(["test", "--no-run", "--message-format=json"]);
+    cmd
 }
 
 /// What went wrong under valgrind, in one sentence: the failed tests, the first error, and
@@ -163,7 +172,7 @@ fn memory(line: &mut Line) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let bins = test_binaries()?;
+    let bins = test_binaries(cargo_no_run(), CRATES)?;
     line.amount = format!("{} test binaries", bins.len());
     let mut clean = 0;
     let started = Instant::now();
