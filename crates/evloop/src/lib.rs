@@ -88,6 +88,13 @@ pub use evloop_task::{
     eager_task_factory, sleep,
 };
 
+// asyncio's task helpers that need the loop's clock: timeouts, gather, wait, as_completed,
+// shield.
+pub use evloop_task::{
+    AsCompleted, Gather, GatherAll, Next, ReturnWhen, Shield, Timeout, Wait, as_completed, gather,
+    gather_return_exceptions, shield, timeout, timeout_at, wait, wait_for,
+};
+
 // Floor 4: the executor bridge.
 pub use evloop_exec::{
     AddrInfo, AddrInfoHints, Executor, LoopExecExt, MAX_DEFAULT_WORKERS, Resolve, ResolveError,

@@ -36,6 +36,7 @@ enum Kind {
     Failed(Failure),
     Loop(evloop_sched::Error),
     Stopped,
+    TimedOut,
 }
 
 /// A failure's exception, shared by every clone of the error. The message is computed once so
@@ -95,6 +96,20 @@ impl Error {
         Error {
             kind: Arc::new(Kind::Stopped),
         }
+    }
+
+    /// The deadline of a [`timeout`](crate::timeout()) or [`wait_for`](crate::wait_for) passed
+    /// first (asyncio's `TimeoutError`).
+    pub fn timed_out() -> Error {
+        Error {
+            kind: Arc::new(Kind::TimedOut),
+        }
+    }
+
+    /// True if a deadline passed first ([`timeout`](crate::timeout()),
+    /// [`wait_for`](crate::wait_for), [`as_completed`](crate::as_completed)).
+    pub fn is_timed_out(&self) -> bool {
+        matches!(*self.kind, Kind::TimedOut)
     }
 
     /// True if the future was cancelled.
@@ -180,6 +195,7 @@ impl fmt::Display for Error {
             Kind::Failed(failure) => f.write_str(&failure.message),
             Kind::Loop(err) => fmt::Display::fmt(err, f),
             Kind::Stopped => f.write_str("event loop stopped before future completed"),
+            Kind::TimedOut => f.write_str("timed out"),
         }
     }
 }
@@ -192,6 +208,7 @@ impl fmt::Debug for Error {
             Kind::Failed(_) => "Failed",
             Kind::Loop(_) => "Loop",
             Kind::Stopped => "Stopped",
+            Kind::TimedOut => "TimedOut",
         };
         write!(f, "Error({kind}: {self})")
     }
@@ -210,6 +227,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         match &*err.kind {
             Kind::Loop(inner) => inner.clone().into(),
+            Kind::TimedOut => io::Error::new(io::ErrorKind::TimedOut, err),
             _ => io::Error::other(err),
         }
     }

@@ -1,9 +1,11 @@
 //! evloop-task is floor 3 of evloop: futures and tasks on the callback loop. It owns
 //! [`LoopFuture`] (asyncio's `Future`: done callbacks, cancel, result), [`Task`] (a Rust future
 //! driven by the loop, one ready-queue entry per step), the task factory, `run_until_complete`,
-//! [`sleep()`], [`current_task`]/[`all_tasks`] and the async clean-up registry. It depends only
-//! on `evloop-sched` (floor 2); it must never know about executors, thread
-//! pools, sockets or transports, which live on the floors above. The loop methods come as the
+//! [`sleep()`], [`current_task`]/[`all_tasks`], the async clean-up registry, and asyncio's task
+//! helpers that need the loop's clock: [`timeout()`], [`timeout_at`], [`wait_for`], [`gather()`],
+//! [`wait()`], [`as_completed`], [`shield()`]. It depends only on `evloop-sched` (floor 2); it must
+//! never know about executors, thread pools, sockets or transports, which live on the floors
+//! above. The loop methods come as the
 //! extension trait [`LoopTaskExt`] on `evloop_sched::EventLoop`; most users want the facade
 //! crate `evloop`, whose prelude brings this trait in scope with the rest.
 //!
@@ -31,6 +33,7 @@
 //! ([`Error::is_panic`]); the loop keeps running. If nobody looks at it, it is reported to the
 //! exception handler when the task is dropped ("Task exception was never retrieved").
 
+mod alarm;
 mod cancel_all;
 mod cleanup;
 mod core;
@@ -39,11 +42,15 @@ mod error;
 mod ext;
 mod factory;
 mod future;
+mod gather;
+mod shield;
 mod sleep;
 mod state;
 mod step;
 mod task;
+mod timeouts;
 mod until;
+mod wait;
 
 pub use cancel_all::CancelAllTasks;
 pub use cleanup::{CleanupId, ShutdownCleanups};
@@ -53,5 +60,9 @@ pub use error::Error;
 pub use ext::LoopTaskExt;
 pub use factory::{NewTask, TaskFactory, eager_task_factory};
 pub use future::LoopFuture;
+pub use gather::{Gather, GatherAll, gather, gather_return_exceptions};
+pub use shield::{Shield, shield};
 pub use sleep::{Sleep, sleep};
 pub use task::Task;
+pub use timeouts::{Timeout, timeout, timeout_at, wait_for};
+pub use wait::{AsCompleted, Next, ReturnWhen, Wait, as_completed, wait};
