@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bound = server.sockets()[0].local_addr()?;
     let bound = bound.as_socket().ok_or("not an inet address")?;
     println!("Serving on {bound}");
-    for signum in [libc::SIGINT, libc::SIGTERM] {
+    for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
         let l2 = lp.clone();
         lp.add_signal_handler(signum, move || l2.stop())?;
     }

@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?.as_socket().ok_or("not inet")?;
     println!("Serving on {bound}");
-    for signum in [libc::SIGINT, libc::SIGTERM] {
+    for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
         let l2 = lp.clone();
         lp.add_signal_handler(signum, move || l2.stop())?;
     }

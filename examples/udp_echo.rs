@@ -158,7 +158,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     if selftest_at.is_some() {
         selftest(&lp, bound, count)?;
     } else {
-        for signum in [libc::SIGINT, libc::SIGTERM] {
+        for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
             let l2 = lp.clone();
             lp.add_signal_handler(signum, move || l2.stop())?;
         }

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         UnixServerOptions::new(),
     ))??;
     println!("Serving on {}", path.display());
-    for signum in [libc::SIGINT, libc::SIGTERM] {
+    for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
         let l2 = lp.clone();
         lp.add_signal_handler(signum, move || l2.stop())?;
     }

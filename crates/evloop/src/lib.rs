@@ -111,6 +111,10 @@ pub use evloop_net::{
     TransportInfo, UnixServerOptions, WaitClosed, socket2,
 };
 
+/// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
+/// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
+pub use evloop_reactor::signals as signal;
+
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {
     pub use evloop_reactor::{Interest, Reactor, Ready, Waker};

@@ -80,6 +80,7 @@ mod disposition;
 mod interest;
 mod reactor;
 mod signal;
+pub mod signals;
 mod sys;
 mod waker;
 

@@ -337,15 +337,14 @@ impl EventLoop {
     /// # Examples
     ///
     /// ```
-    /// use evloop::EventLoop;
+    /// use evloop::{EventLoop, signal};
     ///
     /// let lp = EventLoop::new()?;
     /// let l2 = lp.clone();
-    /// lp.add_signal_handler(libc::SIGUSR1, move || l2.stop())?;
-    /// // SAFETY: raise() only queues SIGUSR1, which now has a handler.
-    /// unsafe { libc::raise(libc::SIGUSR1) };
+    /// lp.add_signal_handler(signal::SIGUSR1, move || l2.stop())?;
+    /// signal::raise(signal::SIGUSR1)?;
     /// lp.run_forever()?;
-    /// assert!(lp.remove_signal_handler(libc::SIGUSR1)?);
+    /// assert!(lp.remove_signal_handler(signal::SIGUSR1)?);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
