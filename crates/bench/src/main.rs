@@ -11,6 +11,7 @@
 // file; a helper that no group calls yet must not fail the build.
 mod callbacks;
 mod chain;
+mod chart;
 mod common;
 mod echo;
 mod echo_client;
@@ -192,6 +193,24 @@ fn write_reports(
         Ok(()) => println!("\nreport: {}", md_path.display()),
         Err(e) => {
             eprintln!("evloop-bench: cannot write {}: {e}", md_path.display());
+            ok = false;
+        }
+    }
+    // The chart beside the report (report-smoke.svg in smoke mode, for the same reason).
+    let svg_path = md_path.with_extension("svg");
+    let caption = format!(
+        "{}, {} cores, kernel {}, mode {}",
+        report::utc_now(),
+        system.nproc,
+        system.kernel,
+        ctx.mode()
+    );
+    match chart::svg(ctx.records(), &caption)
+        .and_then(|svg| std::fs::write(&svg_path, svg).map_err(|e| e.to_string()))
+    {
+        Ok(()) => println!("chart: {}", svg_path.display()),
+        Err(e) => {
+            eprintln!("evloop-bench: cannot write {}: {e}", svg_path.display());
             ok = false;
         }
     }
