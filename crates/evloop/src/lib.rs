@@ -127,3 +127,9 @@ pub mod prelude {
     pub use crate::{LoopDatagramExt, LoopSockExt, LoopStreamExt};
     pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
 }
+
+/// The README's examples, compiled and run as doc tests so that what a newcomer pastes first
+/// works with this crate alone.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
