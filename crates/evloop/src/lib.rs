@@ -117,8 +117,12 @@ pub use evloop_reactor::signals as signal;
 
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {
-    pub use evloop_reactor::{Interest, Reactor, Ready, Waker};
-    pub use evloop_timer::{TimerKey, TimerWheel};
+    pub use evloop_reactor::{Interest, Reactor, Ready, Waker, validate_signal};
+    pub use evloop_sched::{RawStep, StepName, StepVTable};
+    pub use evloop_timer::{
+        Expired, LEVEL_SPAN_NANOS, LEVELS, SLOT_BITS, SLOTS_PER_LEVEL, TICK_NANOS, TICK_SHIFT,
+        TimerKey, TimerWheel,
+    };
 }
 
 /// The names most programs need, for `use evloop::prelude::*;`.

@@ -87,17 +87,16 @@ pub trait LoopExecExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use evloop::EventLoop;
-    /// use evloop::{AddrInfoHints, LoopExecExt};
-    /// use evloop::LoopTaskExt;
+    /// use evloop::socket2::{Protocol, Type};
+    /// use evloop::{AddrInfoHints, EventLoop, LoopExecExt, LoopTaskExt};
     ///
     /// let lp = EventLoop::new()?;
-    /// let hints = AddrInfoHints { socktype: libc::SOCK_STREAM, ..Default::default() };
+    /// let hints = AddrInfoHints { socktype: Type::STREAM.into(), ..Default::default() };
     /// let found = lp.getaddrinfo(Some("127.0.0.1"), Some("80"), hints);
     /// assert!(found.is_ready()); // numeric: no thread hop
     /// let infos = lp.run_until_complete(found)??;
     /// assert_eq!(infos[0].addr, "127.0.0.1:80".parse()?);
-    /// assert_eq!(infos[0].protocol, libc::IPPROTO_TCP);
+    /// assert_eq!(infos[0].protocol, i32::from(Protocol::TCP));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn getaddrinfo(

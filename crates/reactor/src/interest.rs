@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 /// # Examples
 ///
 /// ```
-/// use evloop_reactor::Interest;
+/// use evloop::raw::Interest;
 ///
 /// assert_eq!(Interest::READABLE.add(Interest::WRITABLE), Interest::BOTH);
 /// assert!(Interest::NONE.is_empty());
@@ -59,7 +59,7 @@ impl Interest {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Interest;
+    /// use evloop::raw::Interest;
     ///
     /// assert!(Interest::default().is_empty());
     /// assert!(!Interest::READABLE.is_empty());
@@ -74,7 +74,7 @@ impl Interest {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Interest;
+    /// use evloop::raw::Interest;
     ///
     /// assert_eq!(Interest::NONE.add(Interest::READABLE), Interest::READABLE);
     /// ```
@@ -91,7 +91,7 @@ impl Interest {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Interest;
+    /// use evloop::raw::Interest;
     ///
     /// assert_eq!(Interest::BOTH.remove(Interest::READABLE), Interest::WRITABLE);
     /// assert!(Interest::READABLE.remove(Interest::READABLE).is_empty());
@@ -119,7 +119,7 @@ impl Interest {
 /// use std::os::fd::AsRawFd;
 /// use std::os::unix::net::UnixStream;
 /// use std::time::Duration;
-/// use evloop_reactor::{Interest, Reactor, Ready};
+/// use evloop::raw::{Interest, Reactor, Ready};
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let mut reactor = Reactor::new()?;

@@ -61,7 +61,7 @@
 //! use std::os::fd::AsRawFd;
 //! use std::os::unix::net::UnixStream;
 //! use std::time::Duration;
-//! use evloop_reactor::{Interest, Reactor, Ready};
+//! use evloop::raw::{Interest, Reactor, Ready};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let mut reactor = Reactor::new()?;

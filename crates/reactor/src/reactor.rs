@@ -47,7 +47,7 @@ const _: () = assert!((RawFd::MAX as u64) < WAKE_KEY as u64);
 /// use std::os::fd::AsRawFd;
 /// use std::os::unix::net::UnixStream;
 /// use std::time::Duration;
-/// use evloop_reactor::{Interest, Reactor};
+/// use evloop::raw::{Interest, Reactor};
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let mut reactor = Reactor::new()?;
@@ -94,7 +94,7 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::{Interest, Reactor};
+    /// use evloop::raw::{Interest, Reactor};
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let reactor = Reactor::new()?;
@@ -137,7 +137,7 @@ impl Reactor {
     /// ```
     /// use std::os::fd::AsRawFd;
     /// use std::os::unix::net::UnixStream;
-    /// use evloop_reactor::{Interest, Reactor};
+    /// use evloop::raw::{Interest, Reactor};
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
@@ -200,7 +200,7 @@ impl Reactor {
     /// ```
     /// use std::os::fd::AsRawFd;
     /// use std::os::unix::net::UnixStream;
-    /// use evloop_reactor::{Interest, Reactor};
+    /// use evloop::raw::{Interest, Reactor};
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
@@ -235,7 +235,7 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::{Interest, Reactor};
+    /// use evloop::raw::{Interest, Reactor};
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let reactor = Reactor::new()?;
@@ -278,7 +278,7 @@ impl Reactor {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
@@ -329,7 +329,7 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let reactor = Reactor::new()?;
@@ -355,7 +355,7 @@ impl Reactor {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
@@ -395,18 +395,18 @@ impl Reactor {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
+    /// use evloop::signal::{self, SIGUSR1};
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
-    /// reactor.watch_signal(libc::SIGUSR1)?;
-    /// // SAFETY: raising a signal has no memory-safety preconditions.
-    /// unsafe { libc::raise(libc::SIGUSR1) };
+    /// reactor.watch_signal(SIGUSR1)?;
+    /// signal::raise(SIGUSR1)?;
     /// reactor.poll(Some(Duration::ZERO), &mut Vec::new())?;
     /// let mut signals = Vec::new();
     /// reactor.take_signals(&mut signals);
-    /// assert_eq!(signals, [libc::SIGUSR1]);
-    /// assert!(reactor.unwatch_signal(libc::SIGUSR1)?);
+    /// assert_eq!(signals, [SIGUSR1]);
+    /// assert!(reactor.unwatch_signal(SIGUSR1)?);
     /// # Ok(())
     /// # }
     /// ```
@@ -432,11 +432,11 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;
-    /// assert!(!reactor.unwatch_signal(libc::SIGHUP)?);
+    /// assert!(!reactor.unwatch_signal(evloop::signal::SIGHUP)?);
     /// assert!(reactor.unwatch_signal(0).is_err());
     /// # Ok(())
     /// # }
@@ -452,7 +452,7 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;

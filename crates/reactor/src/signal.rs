@@ -59,10 +59,11 @@ const DRAIN_CHUNK: usize = 64;
 ///
 /// ```
 /// use std::io::ErrorKind;
-/// use evloop_reactor::validate_signal;
+/// use evloop::raw::validate_signal;
+/// use evloop::signal::{SIGINT, SIGKILL};
 ///
-/// assert!(validate_signal(libc::SIGINT).is_ok());
-/// let err = validate_signal(libc::SIGKILL).unwrap_err();
+/// assert!(validate_signal(SIGINT).is_ok());
+/// let err = validate_signal(SIGKILL).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// assert_eq!(err.to_string(), "sig 9 cannot be caught");
 /// assert_eq!(validate_signal(0).unwrap_err().to_string(), "invalid signal number 0");

@@ -8,7 +8,7 @@
 //! # Examples
 //!
 //! ```
-//! use evloop_reactor::signals as signal;
+//! use evloop::signal;
 //!
 //! assert_eq!(signal::name(signal::SIGINT), Some("SIGINT"));
 //! assert_eq!(signal::from_name("SIGTERM"), Some(signal::SIGTERM));

@@ -148,7 +148,7 @@ impl WakeState {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_reactor::Reactor;
+/// use evloop::raw::Reactor;
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let mut reactor = Reactor::new()?;
@@ -187,7 +187,7 @@ impl Waker {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_reactor::Reactor;
+    /// use evloop::raw::Reactor;
     ///
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new()?;

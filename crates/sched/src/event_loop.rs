@@ -482,7 +482,8 @@ impl EventLoop {
     ///
     /// ```
     /// use std::{any::Any, ptr::NonNull};
-    /// use evloop_sched::{EventLoop, RawStep, StepVTable};
+    /// use evloop::EventLoop;
+    /// use evloop::raw::{RawStep, StepVTable};
     ///
     /// unsafe fn nothing(_: NonNull<()>) {}
     /// /// Counts the steps of this kind into a `usize` sink.

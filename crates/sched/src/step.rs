@@ -53,7 +53,8 @@ pub struct StepName(pub Option<String>);
 ///
 /// ```
 /// use std::{cell::Cell, ptr::NonNull, rc::Rc};
-/// use evloop_sched::{EventLoop, RawStep, StepVTable};
+/// use evloop::EventLoop;
+/// use evloop::raw::{RawStep, StepVTable};
 ///
 /// /// Bumps the counter behind `ptr` and releases the reference count `ptr` owns.
 /// unsafe fn run(ptr: NonNull<()>) {

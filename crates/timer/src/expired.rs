@@ -15,7 +15,7 @@ use std::iter::FusedIterator;
 /// # Examples
 ///
 /// ```
-/// use evloop_timer::TimerWheel;
+/// use evloop::raw::TimerWheel;
 ///
 /// let mut wheel = TimerWheel::new();
 /// wheel.insert(3, 'c');

@@ -12,7 +12,7 @@
 /// # Examples
 ///
 /// ```
-/// use evloop_timer::TimerWheel;
+/// use evloop::raw::TimerWheel;
 ///
 /// let mut wheel = TimerWheel::new();
 /// let key = wheel.insert(5, "first");

@@ -60,7 +60,7 @@ pub const LEVELS: usize = (64 - TICK_SHIFT).div_ceil(SLOT_BITS) as usize;
 /// # Examples
 ///
 /// ```
-/// use evloop_timer::{LEVEL_SPAN_NANOS, LEVELS, TICK_NANOS};
+/// use evloop::raw::{LEVEL_SPAN_NANOS, LEVELS, TICK_NANOS};
 ///
 /// assert_eq!(LEVELS, 8);
 /// assert_eq!(LEVEL_SPAN_NANOS[0], 64 * TICK_NANOS);

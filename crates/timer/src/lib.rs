@@ -63,7 +63,7 @@
 //! # Examples
 //!
 //! ```
-//! use evloop_timer::TimerWheel;
+//! use evloop::raw::TimerWheel;
 //!
 //! const MS: u64 = 1_000_000;
 //! let mut wheel = TimerWheel::new();

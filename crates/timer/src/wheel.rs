@@ -79,7 +79,7 @@ const UNLINK_BATCH: usize = 64;
 /// # Examples
 ///
 /// ```
-/// use evloop_timer::TimerWheel;
+/// use evloop::raw::TimerWheel;
 ///
 /// const MS: u64 = 1_000_000;
 /// let mut wheel = TimerWheel::new();
@@ -125,7 +125,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// assert_eq!(TimerWheel::<u32>::ENTRY_BYTES, 32);
     /// assert_eq!(TimerWheel::<Box<dyn FnOnce()>>::ENTRY_BYTES, 40);
@@ -137,7 +137,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let wheel: TimerWheel<()> = TimerWheel::new();
     /// assert_eq!((wheel.len(), wheel.now(), wheel.next_deadline()), (0, 0, None));
@@ -152,7 +152,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::with_capacity(1024);
     /// wheel.insert(1, 'x');
@@ -176,7 +176,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// wheel.insert(7, ());
@@ -192,7 +192,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// assert!(wheel.is_empty());
@@ -212,7 +212,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel: TimerWheel<()> = TimerWheel::new();
     /// wheel.pop_expired(500);
@@ -238,7 +238,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// wheel.insert(u64::MAX, "never, in practice");
@@ -271,7 +271,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let key = wheel.insert(1_000, String::from("payload"));
@@ -299,7 +299,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let a = wheel.insert(1_234_567, 'a');
@@ -323,7 +323,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// wheel.insert(20, 'b');
@@ -376,7 +376,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// for deadline in [30, 10, 20, 40] {
@@ -395,7 +395,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let key = wheel.insert(42, ());
@@ -414,7 +414,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let key = wheel.insert(42, ());
@@ -431,7 +431,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let key = wheel.insert(42, "hello");
@@ -449,7 +449,7 @@ impl<T> TimerWheel<T> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_timer::TimerWheel;
+    /// use evloop::raw::TimerWheel;
     ///
     /// let mut wheel = TimerWheel::new();
     /// let key = wheel.insert(42, 1);
