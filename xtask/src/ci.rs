@@ -38,6 +38,10 @@ const STEPS: &[Step] = &[
         run: doc,
     },
     Step {
+        name: "package",
+        run: package,
+    },
+    Step {
         name: "layers",
         run: layers::run,
     },
@@ -58,6 +62,21 @@ const STEPS: &[Step] = &[
         run: soak_quick,
     },
 ];
+
+/// The members that are never published: the checks, the benchmarks, the soak suite.
+const UNPUBLISHED: &[&str] = &["xtask", "evloop-bench", "evloop-soak"];
+
+/// `cargo package` of every published crate, each built from its packaged sources (sibling
+/// crates resolve from the packages made in the same run), so that the workspace stays
+/// publishable.
+fn package() -> Result<Vec<String>> {
+    let mut args = vec!["package", "--workspace", "--allow-dirty", "--quiet"];
+    for name in UNPUBLISHED {
+        args.extend(["--exclude", name]);
+    }
+    Cmd::cargo().args(args).run()?;
+    Ok(Vec::new())
+}
 
 fn fmt() -> Result<Vec<String>> {
     provision::ensure_components(&["rustfmt"])?;
