@@ -204,6 +204,7 @@ mod tests {
                 "build",
                 "test",
                 "doc",
+                "package",
                 "layers",
                 "tidy",
                 "examples",

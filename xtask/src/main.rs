@@ -21,7 +21,7 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci                     every check, in order: fmt, clippy, build, test, doc,
+  ci                     every check, in order: fmt, clippy, build, test, doc, package,
                          layers, tidy, examples, bench smoke, soak --quick
   bench [--quick] [--json FILE] [--group PREFIX] [--out-dir DIR]
                          the benchmark suite (release build); report in target/bench/
