@@ -443,9 +443,11 @@ fn a_slow_task_step_is_logged_with_the_task_name_in_debug_mode() -> TestResult {
     log::set_max_level(log::LevelFilter::Warn);
     let lp = EventLoop::new()?;
     lp.set_debug(true);
-    lp.set_slow_callback_duration(std::time::Duration::from_millis(20));
+    // Far apart, so that a loaded machine cannot make the fast step look slow (a 20 ms
+    // threshold saw a 41 ms `sleep(0)` step while five builds shared two cores).
+    lp.set_slow_callback_duration(std::time::Duration::from_millis(250));
     let t = lp.create_task(async {
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::thread::sleep(std::time::Duration::from_millis(400));
         // The second step is fast: not logged.
         sleep(0.0).await
     })?;
