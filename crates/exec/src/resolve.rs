@@ -14,6 +14,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use evloop_sched::EventLoop;
@@ -52,6 +53,12 @@ pub struct AddrInfo {
 
 /// Why a name could not be resolved: the resolver's `EAI_*` code, or the future's own error
 /// (cancelled, loop closed, executor shut down, a panic).
+///
+/// The message is asyncio's `socket.gaierror` text followed by what was looked up:
+/// `[Errno -2] Name or service not known (looking up host "300.1.1.1" port "80")`, with a hint
+/// when the host carries its own port (`"localhost:80"`). [`kind`](ResolveError::kind), which
+/// the `io::Error` it converts into keeps, is `NotFound` for a name that does not resolve and
+/// `InvalidInput` for arguments the resolver refuses.
 #[derive(Clone)]
 pub struct ResolveError {
     kind: Kind,
@@ -59,7 +66,12 @@ pub struct ResolveError {
 
 #[derive(Clone)]
 enum Kind {
-    Resolver { code: i32, errno: i32 },
+    Resolver {
+        code: i32,
+        errno: i32,
+        /// What was looked up, as the error's message names it (`host "x" port 80`).
+        query: Option<Arc<str>>,
+    },
     Task(evloop_task::Error),
 }
 
@@ -71,7 +83,30 @@ impl ResolveError {
             0
         };
         ResolveError {
-            kind: Kind::Resolver { code, errno },
+            kind: Kind::Resolver {
+                code,
+                errno,
+                query: None,
+            },
+        }
+    }
+
+    /// The resolver's error for looking up `host` and `port`, which its message names.
+    fn looking_up(code: i32, host: Option<&str>, port: Option<&str>) -> ResolveError {
+        let mut err = ResolveError::resolver(code);
+        if let Kind::Resolver { query, .. } = &mut err.kind {
+            *query = Some(Arc::from(describe_query(host, port)));
+        }
+        err
+    }
+
+    /// The [`io::ErrorKind`] a program can match on: `NotFound` for a name that does not
+    /// resolve, `InvalidInput` for arguments the resolver refuses, the OS error's kind for
+    /// `EAI_SYSTEM`, `Other` otherwise.
+    pub fn kind(&self) -> io::ErrorKind {
+        match &self.kind {
+            Kind::Resolver { code, errno, .. } => gai_kind(*code, *errno),
+            Kind::Task(err) => io::Error::from(err.clone()).kind(),
         }
     }
 
@@ -108,14 +143,20 @@ impl From<evloop_task::Error> for ResolveError {
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Resolver { code, errno } if *code == libc::EAI_SYSTEM => {
-                write!(f, "[Errno {code}] {}", io::Error::from_raw_os_error(*errno))
-            }
-            Kind::Resolver { code, .. } => {
-                // SAFETY: gai_strerror returns a pointer to a static, NUL-terminated string for
-                // any code (glibc and musl return "Unknown error" for codes they do not know).
-                let text = unsafe { CStr::from_ptr(libc::gai_strerror(*code)) };
-                write!(f, "[Errno {code}] {}", text.to_string_lossy())
+            Kind::Resolver { code, errno, query } => {
+                if *code == libc::EAI_SYSTEM {
+                    write!(f, "[Errno {code}] {}", io::Error::from_raw_os_error(*errno))?;
+                } else {
+                    // SAFETY: gai_strerror returns a pointer to a static, NUL-terminated string
+                    // for any code (glibc and musl say "Unknown error" for codes they do not
+                    // know).
+                    let text = unsafe { CStr::from_ptr(libc::gai_strerror(*code)) };
+                    write!(f, "[Errno {code}] {}", text.to_string_lossy())?;
+                }
+                match query {
+                    Some(q) => write!(f, " ({q})"),
+                    None => Ok(()),
+                }
             }
             Kind::Task(err) => fmt::Display::fmt(err, f),
         }
@@ -134,8 +175,43 @@ impl From<ResolveError> for io::Error {
     fn from(err: ResolveError) -> io::Error {
         match err.kind {
             Kind::Task(err) => err.into(),
-            Kind::Resolver { .. } => io::Error::other(err),
+            Kind::Resolver { .. } => io::Error::new(err.kind(), err),
         }
+    }
+}
+
+/// `host "example.org" port "80"`, and a hint when the host looks like it carries its port
+/// (`"localhost:80"`), a common slip for someone used to URLs.
+fn describe_query(host: Option<&str>, port: Option<&str>) -> String {
+    let mut text = match host {
+        Some(h) => format!("looking up host {h:?}"),
+        None => "looking up no host".to_string(),
+    };
+    if let Some(p) = port.filter(|p| !p.is_empty()) {
+        text.push_str(&format!(" port {p:?}"));
+    }
+    if let Some((name, tail)) = host.and_then(|h| h.rsplit_once(':'))
+        && !name.contains(':')
+        && !tail.is_empty()
+        && tail.bytes().all(|b| b.is_ascii_digit())
+    {
+        text.push_str(&format!(
+            "; the host carries a port: pass host {name:?} and port {tail} separately"
+        ));
+    }
+    text
+}
+
+/// The [`io::ErrorKind`] of a resolver code.
+fn gai_kind(code: i32, errno: i32) -> io::ErrorKind {
+    match code {
+        libc::EAI_NONAME | libc::EAI_NODATA => io::ErrorKind::NotFound,
+        libc::EAI_SERVICE | libc::EAI_BADFLAGS | libc::EAI_FAMILY | libc::EAI_SOCKTYPE => {
+            io::ErrorKind::InvalidInput
+        }
+        libc::EAI_MEMORY => io::ErrorKind::OutOfMemory,
+        libc::EAI_SYSTEM => io::Error::from_raw_os_error(errno).kind(),
+        _ => io::ErrorKind::Other,
     }
 }
 
@@ -296,8 +372,9 @@ fn blocking_getaddrinfo(
     port: Option<&str>,
     hints: &AddrInfoHints,
 ) -> Result<Vec<AddrInfo>, ResolveError> {
-    let host = c_string(host)?;
-    let port = c_string(port.filter(|p| !p.is_empty()))?;
+    let named = |code: i32| ResolveError::looking_up(code, host, port);
+    let c_host = c_string(host).map_err(|_| named(libc::EAI_NONAME))?;
+    let c_port = c_string(port.filter(|p| !p.is_empty())).map_err(|_| named(libc::EAI_SERVICE))?;
     // SAFETY: an all-zero addrinfo is a valid "no hints" value (null pointers, zero fields).
     let mut c_hints: libc::addrinfo = unsafe { mem::zeroed() };
     c_hints.ai_family = hints.family;
@@ -309,14 +386,14 @@ fn blocking_getaddrinfo(
     // `list` is a valid out-pointer, freed below with freeaddrinfo on success.
     let rc = unsafe {
         libc::getaddrinfo(
-            host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr()),
-            port.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            c_host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr()),
+            c_port.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             &c_hints,
             &mut list,
         )
     };
     if rc != 0 {
-        return Err(ResolveError::resolver(rc));
+        return Err(named(rc));
     }
     let mut out = Vec::new();
     let mut cur = list;

@@ -256,3 +256,52 @@ fn getaddrinfo_of_numeric_hosts_equals_the_system_resolver_for_every_flag() -> T
     }
     Ok(())
 }
+
+// A failed lookup says what was looked up, and its kind says why (issue: "[Errno -2] Name or
+// service not known", kind Other, named neither the host nor the port). AI_NUMERICHOST keeps
+// the resolver off the network: a name that is not numeric is EAI_NONAME at once.
+#[test]
+fn a_failed_lookup_names_the_host_and_port_and_has_a_kind_to_match() -> TestResult {
+    let lp = EventLoop::new()?;
+    let numeric_only = AddrInfoHints {
+        flags: libc::AI_NUMERICHOST,
+        ..stream()
+    };
+    let err = lp
+        .run_until_complete(lp.getaddrinfo(Some("300.1.1.1"), Some("80"), numeric_only))?
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("[Errno {}]", libc::EAI_NONAME)),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("(looking up host \"300.1.1.1\" port \"80\")"),
+        "{text}"
+    );
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(io.to_string().contains("\"300.1.1.1\""), "{io}");
+
+    // A host that carries its port gets a hint.
+    let err = lp
+        .run_until_complete(lp.getaddrinfo(Some("localhost:80"), None, numeric_only))?
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the host carries a port: pass host \"localhost\" and port 80 separately"),
+        "{err}"
+    );
+    // A service name the resolver refuses is invalid input.
+    let err = lp
+        .run_until_complete(lp.getaddrinfo(Some("127.0.0.1"), Some("no-such-service"), stream()))?
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("port \"no-such-service\""),
+        "{err}"
+    );
+    lp.close()?;
+    Ok(())
+}
