@@ -190,3 +190,24 @@ fn dropping_the_writer_closes_the_connection() -> io::Result<()> {
         Ok(())
     })
 }
+
+// CPython: streams.py::StreamWriter.__del__ with a closed loop (3.13 warns "loop is closed"
+// and leaves the transport); here closing the loop closes the transport, and the writer
+// dropped with its task afterwards does nothing
+#[test]
+fn closing_the_loop_under_a_waiting_stream_task_closes_the_connection() -> io::Result<()> {
+    let lp = evloop_sched::EventLoop::new()?;
+    let (reader, writer, mut peer) = lp.run_until_complete(stream_to_peer(None))??;
+    let waiting = lp.create_task(async move {
+        let mut reader = reader;
+        let _writer = writer;
+        reader.read(10).await
+    })?;
+    lp.run_until_complete(sleep(0.01))??;
+    assert!(!waiting.done());
+    lp.close()?;
+    drop(waiting);
+    let mut buf = [0u8; 1];
+    assert_eq!(peer.read(&mut buf)?, 0);
+    Ok(())
+}

@@ -317,8 +317,17 @@ impl StreamReader {
         self.shared.maybe_resume_reading();
     }
 
-    /// The first `n` unread bytes, copied out and consumed.
+    /// The first `n` unread bytes, consumed. When they are the whole buffer and fill at least
+    /// half of it, the buffer itself is handed out (the common case of a read that takes
+    /// everything: no copy, and the one allocation is the one the protocol makes for the next
+    /// data); else they are copied.
     fn take(&mut self, n: usize) -> Vec<u8> {
+        // Not a buffer mostly empty: the caller would keep its spare capacity.
+        if self.pos == 0 && n == self.front.len() && n >= self.front.capacity() / 2 {
+            let out = std::mem::take(&mut self.front);
+            self.consume(0);
+            return out;
+        }
         let out = self.unread()[..n].to_vec();
         self.consume(n);
         out
