@@ -2,8 +2,11 @@
 //! test drives by hand (asyncio's tests feed a `StreamReader` directly; ours go through a real
 //! connection).
 
+use std::future::poll_fn;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
+use std::pin::pin;
+use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
@@ -50,9 +53,32 @@ pub fn reset(peer: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs `fut` on a new loop with `evloop_exec::run`, folding its error in.
+/// How long a test's body may wait: a read or drain that would wait forever fails the test
+/// with `TimedOut` instead of hanging it.
+pub const TEST_LIMIT_SECS: f64 = 30.0;
+
+/// Runs `fut` on a new loop with `evloop_exec::run`, folding its error in, bounded by
+/// [`TEST_LIMIT_SECS`].
 pub fn run<T: 'static>(fut: impl Future<Output = io::Result<T>> + 'static) -> io::Result<T> {
-    evloop_exec::run(fut)?
+    evloop_exec::run(within(TEST_LIMIT_SECS, fut))?
+}
+
+/// `fut`'s output, or `TimedOut` after `secs`.
+pub async fn within<T>(secs: f64, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let mut fut = pin!(fut);
+    let mut timer = pin!(evloop_task::sleep(secs));
+    // The timer first: its wake-up must not poll `fut` into noticing what it was never woken
+    // for (a missing wake-up is what this catches).
+    poll_fn(|cx| {
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still waiting after {secs} s"),
+            )));
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// The partial bytes of an `IncompleteReadError` inside `err`, if that is what it is.
