@@ -334,3 +334,42 @@ fn reading_pauses_above_twice_the_limit_and_resumes_at_the_limit() -> io::Result
         Ok(())
     })
 }
+
+// CPython: streams.py::StreamReader.readuntil (3.13: a tuple of separators, the shortest
+// result wins; the longest separator bounds the search, the matched one the limit)
+#[test]
+fn readuntil_any_returns_the_shortest_match() -> io::Result<()> {
+    run(async {
+        let (mut reader, _writer, mut peer) = stream_to_peer(Some(8)).await?;
+        let err = reader.readuntil_any(&[]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "separator should contain at least one element"
+        );
+        let err = reader.readuntil_any(&[b"\n", b""]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "separator should be at least one-byte string"
+        );
+
+        peer.write_all(b"line1\r\nline2\nxxAAyyB")?;
+        assert_eq!(reader.readuntil_any(&[b"\r\n", b"\n"]).await?, b"line1\r\n");
+        assert_eq!(reader.readuntil_any(&[b"\r\n", b"\n"]).await?, b"line2\n");
+        assert_eq!(reader.readuntil_any(&[b"B", b"AA"]).await?, b"xxAA");
+        assert_eq!(reader.readuntil_any(&[b"B", b"AA"]).await?, b"yyB");
+
+        // No separator in 11 bytes: the longest (4) leaves offset 8, not over the limit of 8;
+        // in 12 it leaves 9, over it. Whether the read sees the 11 first (and waits) or all
+        // 12 at once, it ends with offset 9.
+        peer.write_all(b"some dataAA")?;
+        peer.write_all(b"Z")?;
+        let err = reader.readuntil_any(&[b"AAA", b"BBBB"]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Separator is not found, and chunk exceed the limit"
+        );
+        assert_eq!(overrun_of(&err), Some(9));
+        Ok(())
+    })
+}

@@ -228,7 +228,30 @@ impl StreamReader {
     ///   everything buffered if end of file comes first; the buffer is then empty.
     /// - The connection's error, if it failed.
     pub async fn readuntil(&mut self, separator: &[u8]) -> io::Result<Vec<u8>> {
-        if separator.is_empty() {
+        self.readuntil_any(&[separator]).await
+    }
+
+    /// Reads up to and including the first of `separators` to end in the stream (asyncio
+    /// 3.13's `readuntil` with a tuple): the shortest possible result that ends with any of
+    /// them; when two end at the same byte, the shorter separator is the one that matched.
+    ///
+    /// # Errors
+    ///
+    /// As [`readuntil`](StreamReader::readuntil), and `InvalidInput` "separator should contain
+    /// at least one element" for an empty list. The limit counts the bytes before the
+    /// separator that matched; while none is found, the longest separator decides how much
+    /// of the buffer is known to hold none.
+    pub async fn readuntil_any(&mut self, separators: &[&[u8]]) -> io::Result<Vec<u8>> {
+        let (Some(min_len), Some(max_len)) = (
+            separators.iter().map(|s| s.len()).min(),
+            separators.iter().map(|s| s.len()).max(),
+        ) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "separator should contain at least one element",
+            ));
+        };
+        if min_len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "separator should be at least one-byte string",
@@ -245,19 +268,18 @@ impl StreamReader {
                 let limit = self.shared.limit;
                 let buf = self.unread();
                 let len = buf.len();
-                if len - offset >= separator.len() {
-                    if let Some(at) = find(&buf[offset..], separator) {
-                        let at = offset + at;
-                        if at > limit {
+                if len - offset >= min_len {
+                    if let Some((start, end)) = find_first_end(buf, offset, separators) {
+                        if start > limit {
                             return Poll::Ready(Err(LimitOverrunError::new_io(
                                 LimitOverrunError::TOO_LONG,
-                                at,
+                                start,
                             )));
                         }
-                        return Poll::Ready(Ok(self.take(at + separator.len())));
+                        return Poll::Ready(Ok(self.take(end)));
                     }
-                    // The last `len(separator) - 1` bytes may start a separator.
-                    offset = len + 1 - separator.len();
+                    // The last `max_len - 1` bytes may start a separator.
+                    offset = (len + 1).saturating_sub(max_len);
                     if offset > limit {
                         return Poll::Ready(Err(LimitOverrunError::new_io(
                             LimitOverrunError::NOT_FOUND,
@@ -358,6 +380,28 @@ impl StreamReader {
             ready!(self.poll_more(cx))?;
         }
     }
+}
+
+/// The separator match in `buf[offset..]` that ends first, as `(start, end)` in `buf`; of two
+/// ending at the same byte, the shorter separator's (asyncio sorts them by length and keeps
+/// the first strictly earlier end).
+fn find_first_end(buf: &[u8], offset: usize, separators: &[&[u8]]) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for sep in separators {
+        if let Some(at) = find(&buf[offset..], sep) {
+            let (start, end) = (offset + at, offset + at + sep.len());
+            let better = match best {
+                None => true,
+                Some((best_start, best_end)) => {
+                    end < best_end || (end == best_end && start > best_start)
+                }
+            };
+            if better {
+                best = Some((start, end));
+            }
+        }
+    }
+    best
 }
 
 /// Where `needle` first occurs in `hay`.
