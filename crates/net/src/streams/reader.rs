@@ -25,6 +25,9 @@ use super::shared::Shared;
 /// inherent (asyncio) `read` before `AsyncReadExt::read`: spell that one
 /// `AsyncReadExt::read(&mut reader, buf)`.
 ///
+/// Readers, writers and their futures are `!Send`, like everything on the loop: they live in
+/// tasks on the loop's thread.
+///
 /// # The limit
 ///
 /// `readuntil` and `readline` refuse a line longer than the limit (64 KiB unless set when
