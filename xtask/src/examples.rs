@@ -71,6 +71,13 @@ const EXAMPLES: &[Example] = &[
         check: net::echo_server,
     },
     Example {
+        name: "echo_streams",
+        package: "evloop",
+        source: "examples/echo_streams.rs",
+        timeout: Duration::from_secs(90),
+        check: net::echo_streams,
+    },
+    Example {
         name: "echo_sock",
         package: "evloop",
         source: "examples/echo_sock.rs",

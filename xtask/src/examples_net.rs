@@ -185,6 +185,39 @@ pub(super) fn echo_server(run: &mut Run) -> Result {
     interrupt_and_close(run)
 }
 
+/// `echo_streams`: its own client (`--client`) and CPython's asyncio streams (1 MB,
+/// byte-exact) against its server.
+pub(super) fn echo_streams(run: &mut Run) -> Result {
+    let addr = announced(run, "Serving on ")?;
+    let client = output_within(
+        Command::new(example_bin("echo_streams")?).args(["--client", &addr, "hello streams"]),
+        b"",
+        Duration::from_secs(20),
+    )?;
+    if !client.status.success() || !client.text().contains("Received: hello streams") {
+        return Err(format!(
+            "echo_streams --client: {} {:?} {}",
+            client.status,
+            client.text(),
+            client.stderr
+        ));
+    }
+    let py = output_within(
+        Command::new("python3").args(["-c", PY_EXCHANGE, &addr]),
+        b"",
+        Duration::from_secs(60),
+    )?;
+    if !py.status.success() || py.text().trim() != "ok 1000000" {
+        return Err(format!(
+            "asyncio client: {} {:?} {}",
+            py.status,
+            py.text(),
+            py.stderr
+        ));
+    }
+    interrupt_and_close(run)
+}
+
 /// `echo_sock`: 200 kB through one connection, byte-exact.
 pub(super) fn echo_sock(run: &mut Run) -> Result {
     let addr = announced(run, "Serving on ")?;

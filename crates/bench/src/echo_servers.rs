@@ -41,6 +41,7 @@ type Serve = fn(Socket) -> io::Result<()>;
 pub(crate) const SERVERS: &[(&str, Serve)] = &[
     ("evloop", serve_evloop),
     ("evloop_sock", serve_evloop_sock),
+    ("evloop_streams", crate::echo_streams::serve_evloop_streams),
     ("tokio", serve_tokio),
     ("epoll", serve_epoll),
 ];

@@ -18,6 +18,7 @@ mod echo_client;
 mod echo_epoll;
 mod echo_proc;
 mod echo_servers;
+mod echo_streams;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod harness;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]

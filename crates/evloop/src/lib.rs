@@ -15,7 +15,7 @@
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
 //! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
 //! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo`, `run` |
-//! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes |
+//! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes, streams |
 //! | 6 | `evloop` | this facade |
 //!
 //! # Examples
@@ -114,6 +114,12 @@ pub use evloop_net::{
 /// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
 /// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
 pub use evloop_reactor::signals as signal;
+// Floor 5 too: streams (asyncio's `open_connection`, `start_server`, ...), a reader and a
+// writer over a transport, which implement the `futures-io` traits.
+pub use evloop_net::{
+    DEFAULT_LIMIT, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
+    open_connection, open_unix_connection, start_server, start_unix_server,
+};
 
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {

@@ -33,6 +33,7 @@ mod registry;
 mod send;
 mod server;
 mod stream_ext;
+mod streams;
 mod transport;
 
 pub use accept::SockAccept;
@@ -46,4 +47,8 @@ pub use send::{SockSendall, SockSendto};
 pub use server::{ServeForever, Server, ServerSocket, WaitClosed};
 pub use socket2;
 pub use stream_ext::{Connection, LoopStreamExt};
+pub use streams::{
+    DEFAULT_LIMIT, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
+    open_connection, open_unix_connection, start_server, start_unix_server,
+};
 pub use transport::{ExtraInfo, Transport, TransportInfo};

@@ -21,6 +21,7 @@ mod line;
 mod memory;
 mod signals;
 mod storm;
+mod streams;
 mod sys;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,12 @@ const TESTS: &[Entry] = &[
         name: "bad-input",
         run: bad_input::run,
         limit: Duration::from_secs(120),
+        full_only: false,
+    },
+    Entry {
+        name: "streams",
+        run: streams::run,
+        limit: Duration::from_secs(180),
         full_only: false,
     },
     Entry {

@@ -120,3 +120,6 @@ pub fn pty(raw: bool) -> io::Result<(OwnedFd, OwnedFd)> {
     }
     Ok((master, slave))
 }
+
+/// Helpers for the streams tests.
+pub mod streams;
