@@ -104,6 +104,11 @@ pub use evloop_net::{
     TransportInfo, UnixServerOptions, WaitClosed, socket2,
 };
 
+// Floor 5 too: TLS over stream transports (`ssl=`, `start_tls`), and the rustls it speaks.
+pub use evloop_net::{
+    AcceptedOptions, StartTlsOptions, TlsConfig, TlsSession, UnixConnectOptions, rustls,
+};
+
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {
     pub use evloop_reactor::{Interest, Reactor, Ready, Waker};
