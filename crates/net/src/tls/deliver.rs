@@ -22,6 +22,20 @@ pub(crate) enum UserEvent {
     Lost(Option<io::Error>),
 }
 
+impl UserEvent {
+    /// The protocol method the event calls.
+    fn method(&self) -> &'static str {
+        match self {
+            UserEvent::Made => "connection_made",
+            UserEvent::Data(_) => "data_received",
+            UserEvent::Eof => "eof_received",
+            UserEvent::Pause => "pause_writing",
+            UserEvent::Resume => "resume_writing",
+            UserEvent::Lost(_) => "connection_lost",
+        }
+    }
+}
+
 /// What to do once a user call returned.
 enum After {
     Nothing,
@@ -77,6 +91,7 @@ impl TlsInner {
                 return;
             };
             self.in_call.set(true);
+            let method = event.method();
             let transport = matches!(event, UserEvent::Made).then(|| self.user_transport());
             let outcome = catch_unwind(AssertUnwindSafe(|| match event {
                 UserEvent::Made => {
@@ -120,7 +135,20 @@ impl TlsInner {
                     self.close();
                 }
                 Ok(After::Lost) => return self.release_user(),
-                Err(payload) => self.protocol_failed("a method", payload),
+                // As the socket transport: a failed data_received or eof_received ends the
+                // connection; the other methods' panics are reported and the connection goes on.
+                Err(payload) => match method {
+                    "data_received" | "eof_received" => self.protocol_failed(method, payload),
+                    "connection_made" => {
+                        self.made.set(true);
+                        self.report("Exception in callback Protocol::connection_made()", payload);
+                    }
+                    "connection_lost" => {
+                        self.report("Exception in callback Protocol::connection_lost()", payload);
+                        return self.release_user();
+                    }
+                    _ => self.report(&format!("protocol.{method}() failed"), payload),
+                },
             }
         }
     }
@@ -142,7 +170,17 @@ impl TlsInner {
         }
     }
 
-    /// A user protocol method panicked: report it and end the connection with the failure.
+    /// A user protocol method panicked: report it; the connection goes on.
+    fn report(&self, message: &str, payload: Box<dyn Any + Send>) {
+        self.lp.call_exception_handler(
+            Context::new(message)
+                .with_exception(Exception::from_panic(payload))
+                .with("transport", self.sock.inner.describe())
+                .with("protocol", self.user_name),
+        );
+    }
+
+    /// A user protocol method panicked: report it, and end the connection with the failure.
     fn protocol_failed(&self, method: &str, payload: Box<dyn Any + Send>) {
         let exception = Exception::from_panic(payload);
         let err = io::Error::other(format!(

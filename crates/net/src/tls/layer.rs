@@ -36,6 +36,7 @@ use super::deliver::UserEvent;
 use super::record::Records;
 use super::{TlsConfig, TlsSession, TlsSetup};
 use crate::protocol::Protocol;
+use crate::transport::inner::flag;
 use crate::transport::{ExtraInfo, Transport};
 use evloop_sched::log_report;
 
@@ -464,6 +465,9 @@ impl TlsInner {
         self.state.set(State::Closing);
         self.cancel_timer();
         self.conn.borrow_mut().send_close_notify();
+        // The close_notify record is the layer's, not a user's write past the high-water
+        // mark: no overrun report for it (the user can write no more).
+        self.sock.inner.set(flag::OVERRUN);
         self.flush();
         self.sock.close();
         let me = Rc::downgrade(self);
@@ -511,6 +515,17 @@ impl TlsInner {
                 io::ErrorKind::ConnectionAborted,
                 "connection closed during the TLS handshake",
             )),
+            // The peer sent close_notify, then closed its socket before our own close_notify
+            // reached it (a Unix socket says so at once): it had finished, nothing was cut.
+            Some(err)
+                if self.peer_closed.get()
+                    && matches!(
+                        err.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                None
+            }
             err => err,
         };
         if let Some(waiter) = self.waiter.borrow_mut().take() {
