@@ -114,9 +114,8 @@ impl Protocol for TlsProtocol {
 
     fn eof_received(&mut self) -> bool {
         self.0.sock_eof.set(true);
-        if self.0.stash.borrow().is_empty() {
-            self.0.on_sock_eof();
-        }
+        // Waits, if reading is paused, until what came before is handed out.
+        self.0.on_sock_eof();
         // The layer closes the socket itself, after its close_notify.
         true
     }
@@ -306,11 +305,19 @@ impl TlsInner {
             }
         }
         self.flush();
-        if self.peer_closed.get() && !self.hand_out_plaintext_pending() {
+        if self.peer_closed.get() {
             self.on_eof();
-        } else if self.sock_eof.get() && self.stash.borrow().is_empty() {
+        } else if self.sock_eof.get() {
             self.on_sock_eof();
         }
+    }
+
+    /// Whether everything received was handed out: nothing in the stash or in rustls, and
+    /// reading is not paused. The end of the stream waits for that.
+    fn all_handed_out(&self) -> bool {
+        !self.reading_paused.get()
+            && self.stash.borrow().is_empty()
+            && !self.hand_out_plaintext_pending()
     }
 
     /// Whether rustls still holds plaintext not handed out.
@@ -345,7 +352,7 @@ impl TlsInner {
 
     /// The socket reached end of file, and every byte before it was processed.
     fn on_sock_eof(self: &Rc<Self>) {
-        if self.eof_done.get() || self.state.get() >= State::Closing {
+        if self.eof_done.get() || self.state.get() >= State::Closing || !self.all_handed_out() {
             return;
         }
         if self.state.get() == State::Handshake {
@@ -367,9 +374,10 @@ impl TlsInner {
     }
 
     fn on_eof(self: &Rc<Self>) {
-        if self.eof_done.replace(true) {
+        if self.eof_done.get() || !self.all_handed_out() {
             return;
         }
+        self.eof_done.set(true);
         self.deliver(UserEvent::Eof);
     }
 
@@ -401,7 +409,9 @@ impl TlsInner {
 
     /// Whether a write must be dropped (counted, and logged from the fifth on).
     fn refuse_write(&self) -> bool {
-        if self.state.get() == State::Open {
+        if self.state.get() < State::Closing {
+            // During the handshake (a server's client listed before it completed), rustls
+            // keeps the plaintext and sends it once the handshake is done, as asyncio does.
             return false;
         }
         let n = self.dropped_writes.get().saturating_add(1);
@@ -427,7 +437,7 @@ impl TlsInner {
             let mut conn = self.conn.borrow_mut();
             let mut writer = conn.writer();
             for buf in bufs {
-                // Cannot fail: the buffer limit is off, and the handshake is over.
+                // Cannot fail: the buffer limit is off.
                 let _ = writer.write_all(buf);
             }
         }
