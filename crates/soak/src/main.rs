@@ -21,6 +21,7 @@ mod memory;
 mod signals;
 mod storm;
 mod sys;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -93,6 +94,12 @@ const TESTS: &[Entry] = &[
         name: "bad-input",
         run: bad_input::run,
         limit: Duration::from_secs(120),
+        full_only: false,
+    },
+    Entry {
+        name: "tls",
+        run: tls::run,
+        limit: Duration::from_secs(180),
         full_only: false,
     },
     Entry {
