@@ -16,10 +16,10 @@ use evloop::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use evloop::socket2::SockRef;
 use evloop::{ConnectOptions, Protocol, Server, ServerOptions, Transport};
 
-use crate::Scale;
 use crate::faults::drive;
 use crate::line::Line;
 use crate::sys::{self, Rng};
+use crate::{Scale, alloc};
 
 /// Connections being set up at once.
 const WAVE: usize = 128;
@@ -147,7 +147,7 @@ fn tls(scale: &Scale, line: &mut Line) -> Result<(), String> {
     let stats = Rc::new(Stats::default());
     // The C1K and reset server keeps asyncio's 60 s handshake timeout: a loaded machine may
     // take seconds over a wave of handshakes. The stalling clients get a server of their own.
-    let (server, addr) = serve(&lp, &server_config, &stats, None)?;
+    let (server, addr) = serve(&lp, &server_config, &stats, None, true)?;
 
     // C1K over TLS, in waves.
     let started = Instant::now();
@@ -219,6 +219,22 @@ fn tls(scale: &Scale, line: &mut Line) -> Result<(), String> {
         },
     );
 
+    // Idle connections: the heap each costs, TLS beside plain (both ends are in this process).
+    let idle = scale.pick(500, 100);
+    let (plain_server, plain_addr) = serve(&lp, &server_config, &stats, None, false)?;
+    let plain = idle_heap(&lp, plain_addr, None, idle)?;
+    let tls = idle_heap(&lp, addr, Some(&client_config), idle)?;
+    plain_server.close();
+    drop(plain_server);
+    line.notes.push(format!(
+        "idle connection heap, client and server ends together: TLS {tls} B, plain {plain} B \
+         ({idle} connections each; rustls' two connection states make up most of the TLS figure)"
+    ));
+    let made_before = stats.made.get();
+    drive(&lp, Duration::from_secs(10), || {
+        stats.lost_clean.get() + stats.lost_err.get() >= made_before
+    })?;
+
     // Resets in the middle of the handshake: half a ClientHello, then RST.
     let before = (stats.lost_err.get(), stats.made.get());
     for _ in 0..resets {
@@ -275,7 +291,8 @@ fn tls(scale: &Scale, line: &mut Line) -> Result<(), String> {
     });
 
     // Clients that connect and never say a word: dropped at the handshake timeout.
-    let (stall_server, stall_addr) = serve(&lp, &server_config, &stats, Some(HANDSHAKE_TIMEOUT))?;
+    let (stall_server, stall_addr) =
+        serve(&lp, &server_config, &stats, Some(HANDSHAKE_TIMEOUT), true)?;
     let before = stats.timed_out.get();
     let stalled_at = Instant::now();
     let mut silent = Vec::with_capacity(stalls);
@@ -357,13 +374,13 @@ fn serve(
     config: &Arc<ServerConfig>,
     stats: &Rc<Stats>,
     timeout: Option<Duration>,
+    tls: bool,
 ) -> Result<(Server, std::net::SocketAddr), String> {
     let s2 = stats.clone();
-    let mut options = ServerOptions::new()
-        .host("127.0.0.1")
-        .port(0)
-        .backlog(1024)
-        .ssl(config.clone());
+    let mut options = ServerOptions::new().host("127.0.0.1").port(0).backlog(1024);
+    if tls {
+        options = options.ssl(config.clone());
+    }
     if let Some(timeout) = timeout {
         options = options.ssl_handshake_timeout(timeout);
     }
@@ -383,6 +400,72 @@ fn serve(
         .and_then(|a| a.as_socket())
         .ok_or("the server has no inet address")?;
     Ok((server, addr))
+}
+
+/// Opens `n` connections to `addr` (TLS with `config`), exchanges one message on each so that
+/// both ends are settled, and returns the heap each connection holds (both ends) while idle;
+/// then closes them.
+fn idle_heap(
+    lp: &EventLoop,
+    addr: std::net::SocketAddr,
+    config: Option<&Arc<ClientConfig>>,
+    n: usize,
+) -> Result<usize, String> {
+    // Settle the loop's own buffers (the shared read buffer, the scratch) first.
+    drive(lp, Duration::from_millis(50), || false)?;
+    let before = alloc::live();
+    let done = Rc::new(Cell::new(0usize));
+    let bad = Rc::new(Cell::new(0u64));
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (d, b) = (done.clone(), bad.clone());
+        let mut options = ConnectOptions::new().host("127.0.0.1").port(addr.port());
+        if let Some(config) = config {
+            options = options.ssl(config.clone()).server_hostname("localhost");
+        }
+        let (t, _p) = lp
+            .run_until_complete(lp.create_connection(
+                move || Idle {
+                    got: 0,
+                    done: d,
+                    bad: b,
+                },
+                options,
+            ))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("connect: {e}"))?;
+        t.write(b"ping");
+        open.push(t);
+    }
+    drive(lp, Duration::from_secs(20), || done.get() >= n)?;
+    drive(lp, Duration::from_millis(50), || false)?;
+    let per_conn = alloc::live().saturating_sub(before) / n.max(1);
+    for t in &open {
+        t.close();
+    }
+    drop(open);
+    Ok(per_conn)
+}
+
+/// Counts its echo, then stays idle.
+struct Idle {
+    got: usize,
+    done: Rc<Cell<usize>>,
+    bad: Rc<Cell<u64>>,
+}
+
+impl Protocol for Idle {
+    fn data_received(&mut self, data: &[u8]) {
+        self.got += data.len();
+        if self.got == 4 {
+            self.done.set(self.done.get() + 1);
+        }
+    }
+    fn connection_lost(&mut self, err: Option<io::Error>) {
+        if err.is_some() {
+            self.bad.set(self.bad.get() + 1);
+        }
+    }
 }
 
 /// A protocol that does nothing.
