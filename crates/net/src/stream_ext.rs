@@ -20,7 +20,7 @@ use crate::protocol::Protocol;
 use crate::server::Server;
 use crate::tls::{self, StartTlsOptions, TlsConfig, TlsSetup, checked_setup};
 use crate::transport::Transport;
-use crate::transport::inner::Role;
+use crate::transport::inner::{Role, flag};
 
 mod sealed {
     pub trait Sealed {}
@@ -217,8 +217,10 @@ pub trait LoopStreamExt: sealed::Sealed {
     /// `connection_lost` ends it as usual. The side is the configuration's:
     /// [`TlsConfig::Server`] is asyncio's `server_side=True`.
     ///
-    /// The old `transport` must not be used afterwards, as in asyncio: it is the socket under
-    /// the TLS layer, and a write through it would corrupt the TLS stream. Reading pauses
+    /// The old `transport` must not be used afterwards: it is the socket under the TLS layer.
+    /// A write through it (`write`, `writelines`, `write_eof`) would corrupt the TLS stream,
+    /// so it is dropped and reported to the exception handler (asyncio leaves that to the
+    /// caller's care). Reading pauses
     /// during the call and resumes with the TLS layer, even if it was paused before: a server
     /// that answers a STARTTLS request should `pause_reading()` before answering, so that the
     /// client's first TLS bytes cannot reach the old protocol first.
@@ -571,6 +573,8 @@ impl LoopStreamExt for EventLoop {
                     let _ = done.set_result(result);
                 })),
             )?;
+            // The plain handles left: their writes would corrupt the TLS stream.
+            inner.set(flag::WRAPPED);
             let starter = layer.clone();
             let resumed = inner.clone();
             lp.call_soon(move || {

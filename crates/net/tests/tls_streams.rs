@@ -15,7 +15,7 @@ use evloop_net::rustls::ServerConfig;
 use evloop_net::{
     ConnectOptions, LoopStreamExt, Protocol, ServerOptions, StartTlsOptions, TlsConfig, Transport,
 };
-use evloop_sched::EventLoop;
+use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
 use proto::{Ev, Log, Recorder, run_until};
 use tlsutil::{BoxError, pki};
@@ -126,6 +126,22 @@ fn start_tls_upgrades_a_connection_that_spoke_plain_text() -> TestResult {
     clog.borrow_mut().clear();
     tls.write(b"secret");
     assert!(run_until(&lp, 50, || Recorder::data(&clog) == b"tls:secret")?);
+    // The old handle is the socket under the TLS layer: its writes are refused and reported,
+    // and the TLS stream goes on intact.
+    let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+    let s2 = seen.clone();
+    lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, ctx: &Context| {
+        s2.borrow_mut().push(ctx.message().to_owned());
+    })));
+    plain.write(b"plain text in the middle");
+    tls.write(b"more");
+    assert!(run_until(&lp, 50, || Recorder::data(&clog) == b"tls:secrettls:more")?);
+    assert_eq!(seen.borrow().len(), 1);
+    assert!(
+        seen.borrow()[0].contains("start_tls()"),
+        "{:?}",
+        seen.borrow()
+    );
     tls.close();
     assert!(run_until(&lp, 50, || clog.borrow().last() == Some(&Ev::Lost(None)))?);
     server.close();

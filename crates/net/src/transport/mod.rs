@@ -17,7 +17,7 @@ use crate::protocol::Protocol;
 use crate::tls::layer::TlsInner;
 use crate::tls::{TlsConfig, TlsSession};
 pub use inner::TransportInfo;
-use inner::{Inner, Role};
+use inner::{Inner, Role, flag};
 
 /// A stream transport: one connection's socket (or pipe), its write buffer and its protocol.
 ///
@@ -199,6 +199,7 @@ impl Transport {
     pub fn write(&self, data: &[u8]) {
         match &self.tls {
             Some(tls) => tls.write(data),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
             None => self.inner.write(data),
         }
     }
@@ -208,6 +209,7 @@ impl Transport {
     pub fn writelines(&self, bufs: &[&[u8]]) {
         match &self.tls {
             Some(tls) => tls.writelines(bufs),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
             None => self.inner.writelines(bufs),
         }
     }
@@ -223,6 +225,7 @@ impl Transport {
                 )
                 .with("transport", self.inner.describe()),
             ),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
             None => self.inner.write_eof(),
         }
     }
