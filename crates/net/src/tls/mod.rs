@@ -37,7 +37,71 @@ pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS configuration, the `sslcontext` of `start_tls` and of `get_extra_info("sslcontext")`.
 ///
 /// Which side the connection plays follows from the variant: asyncio's `server_side=True` is
-/// a [`TlsConfig::Server`].
+/// a [`TlsConfig::Server`]. The `create_*` calls take the `Arc<rustls::…Config>` itself
+/// (`ssl`); `start_tls` takes this enum.
+///
+/// # Examples
+///
+/// A TLS echo: the server presents a self-signed certificate (made here with rcgen), the
+/// client trusts exactly that certificate and checks it is for `localhost`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use evloop_net::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+/// use evloop_net::rustls::{ClientConfig, RootCertStore, ServerConfig};
+/// use evloop_net::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
+/// use evloop_sched::EventLoop;
+/// use evloop_task::LoopTaskExt;
+///
+/// #[derive(Default)]
+/// struct Echo(Option<Transport>);
+/// impl Protocol for Echo {
+///     fn connection_made(&mut self, t: &Transport) { self.0 = Some(t.clone()); }
+///     fn data_received(&mut self, data: &[u8]) { self.0.as_ref().unwrap().write(data); }
+/// }
+///
+/// #[derive(Default)]
+/// struct Client { got: Vec<u8>, done: Option<EventLoop> }
+/// impl Protocol for Client {
+///     fn data_received(&mut self, data: &[u8]) {
+///         self.got.extend_from_slice(data);
+///         if self.got.len() == 5 { self.done.take().unwrap().stop(); }
+///     }
+/// }
+///
+/// let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+/// let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+/// let server_config = ServerConfig::builder()
+///     .with_no_client_auth()
+///     .with_single_cert(vec![made.cert.der().clone()], key)?;
+/// let mut roots = RootCertStore::empty();
+/// roots.add(made.cert.der().clone())?;
+/// let client_config = ClientConfig::builder()
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+///
+/// let lp = EventLoop::new()?;
+/// let server = lp.run_until_complete(lp.create_server(
+///     Echo::default,
+///     ServerOptions::new().host("127.0.0.1").port(0).ssl(Arc::new(server_config)),
+/// ))??;
+/// let port = server.sockets()[0].local_addr()?.as_socket().unwrap().port();
+/// let l2 = lp.clone();
+/// let (transport, client) = lp.run_until_complete(lp.create_connection(
+///     move || Client { got: Vec::new(), done: Some(l2) },
+///     ConnectOptions::new()
+///         .host("127.0.0.1")
+///         .port(port)
+///         .ssl(Arc::new(client_config))
+///         .server_hostname("localhost"),
+/// ))??;
+/// transport.write(b"hello");
+/// lp.run_forever()?;
+/// assert_eq!(client.borrow().got, b"hello");
+/// transport.close(); // close_notify, then the socket closes
+/// server.close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub enum TlsConfig {
     /// The client side: verifies the server's certificate against its roots.
