@@ -291,14 +291,35 @@ async fn establish_socket<P: Protocol>(
         inner: transport.inner.clone(),
         tls: Some(layer),
     };
-    match handshake.await {
-        Ok(Ok(())) => Ok((tls_transport, protocol)),
-        Ok(Err(err)) => Err(err),
-        Err(err) => {
-            // Cancelled while waiting: the connection must not outlive the caller's interest.
-            tls_transport.abort();
-            Err(io::Error::other(err))
+    let transport = await_handshake(handshake, tls_transport).await?;
+    Ok((transport, protocol))
+}
+
+/// Waits for the handshake of `transport`. If the caller gives up first (the future is
+/// dropped, its task cancelled), the connection is aborted: it must not outlive the caller's
+/// interest, as asyncio closes the transport when `create_connection` is cancelled.
+async fn await_handshake(
+    handshake: LoopFuture<io::Result<()>>,
+    transport: Transport,
+) -> io::Result<Transport> {
+    /// Aborts the transport when dropped, unless disarmed.
+    struct AbortOnDrop(Option<Transport>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(t) = self.0.take() {
+                t.abort();
+            }
         }
+    }
+    let mut guard = AbortOnDrop(Some(transport));
+    let outcome = handshake.await;
+    match outcome {
+        Ok(Ok(())) => guard
+            .0
+            .take()
+            .ok_or_else(|| io::Error::other("the transport is gone")),
+        Ok(Err(err)) => Err(err),
+        Err(err) => Err(io::Error::other(err)),
     }
 }
 
@@ -585,14 +606,7 @@ impl LoopStreamExt for EventLoop {
                 inner,
                 tls: Some(layer),
             };
-            match handshake.await {
-                Ok(Ok(())) => Ok(tls_transport),
-                Ok(Err(err)) => Err(err),
-                Err(err) => {
-                    tls_transport.abort();
-                    Err(io::Error::other(err))
-                }
-            }
+            await_handshake(handshake, tls_transport).await
         }
     }
 }

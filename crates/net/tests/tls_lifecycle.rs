@@ -190,3 +190,34 @@ fn closing_the_loop_releases_tls_connections_and_their_protocol_cycles() -> Test
     assert!(!got.is_empty());
     Ok(())
 }
+
+// CPython: test_asyncio/test_sslproto.py::SslProtoHandshakeTests::test_handshake_timeout_zero
+// and base_events.create_connection's cancellation: a create_connection cancelled during the
+// handshake closes the connection at once, not at the handshake timeout.
+#[test]
+fn a_cancelled_tls_connect_aborts_its_connection() -> TestResult {
+    let (_, client_config, _, _) = pki()?;
+    let lp = EventLoop::new()?;
+    let (ours, mut peer) = UnixStream::pair()?;
+    let connect = lp.create_task(
+        lp.create_connection(
+            Recorder::default,
+            ConnectOptions::new()
+                .sock(OwnedFd::from(ours).into())
+                .ssl(client_config)
+                .server_hostname("localhost"),
+        ),
+    )?;
+    // The hello goes out; the peer never answers.
+    assert!(run_until(&lp, 5, || false).is_ok());
+    assert!(!connect.done());
+    connect.cancel(None);
+    assert!(run_until(&lp, 20, || connect.done())?);
+    assert!(run_until(&lp, 5, || false).is_ok());
+    peer.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got)?;
+    assert!(!got.is_empty(), "the client hello was sent");
+    lp.close()?;
+    Ok(())
+}
