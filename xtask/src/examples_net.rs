@@ -243,9 +243,36 @@ pub(super) fn http_hello(run: &mut Run) -> Result {
     interrupt_and_close(run)
 }
 
+/// CPython's `ssl` with asyncio's streams: two requests over one TLS connection that trusts the
+/// certificate file, the host name checked; then the version and ALPN it negotiated.
+const PY_HTTPS: &str = r#"
+import asyncio, ssl, sys
+async def main(url, cafile):
+    host, port = url.removeprefix("https://").rstrip("/").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    r, w = await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="localhost")
+    bodies = []
+    for close in (False, True):
+        w.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 20)
+        length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+        bodies.append(await asyncio.wait_for(r.readexactly(length), 20))
+    obj = w.get_extra_info("ssl_object")
+    print(obj.version(), obj.selected_alpn_protocol(), b"".join(bodies).decode().replace("\n", "|"))
+    w.close()
+    try:
+        await w.wait_closed()
+    except (ConnectionError, ssl.SSLError):
+        pass
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
 /// `https_hello`: `curl --cacert` fetches twice over one kept-alive TLS connection; `curl`
 /// without the certificate refuses it (exit 60, an unknown issuer); `openssl s_client`
-/// completes a TLS 1.3 handshake and verifies the certificate; the certificate file is gone
+/// completes a TLS 1.3 handshake and verifies the certificate; CPython's `ssl` and asyncio
+/// streams fetch twice and see TLS 1.3 and ALPN `http/1.1`; the certificate file is gone
 /// after close.
 pub(super) fn https_hello(run: &mut Run) -> Result {
     let cert = announced(run, "Certificate: ")?;
@@ -313,6 +340,20 @@ pub(super) fn https_hello(run: &mut Run) -> Result {
         return Err(format!(
             "openssl s_client: {} (expected a verified TLSv1.3 handshake) {said}",
             s_client.status
+        ));
+    }
+    let py = output_within(
+        Command::new("python3").args(["-c", PY_HTTPS, &url, &cert]),
+        b"",
+        Duration::from_secs(60),
+    )?;
+    let expected = "TLSv1.3 http/1.1 Hello, World!|Hello, World!|";
+    if !py.status.success() || py.text().trim() != expected {
+        return Err(format!(
+            "asyncio ssl client: {} {:?} (expected {expected:?}) {}",
+            py.status,
+            py.text(),
+            py.stderr
         ));
     }
     interrupt_and_close(run)?;
