@@ -92,6 +92,13 @@ const EXAMPLES: &[Example] = &[
         check: net::http_hello,
     },
     Example {
+        name: "https_hello",
+        package: "evloop",
+        source: "examples/https_hello.rs",
+        timeout: Duration::from_secs(60),
+        check: net::https_hello,
+    },
+    Example {
         name: "unix_echo",
         package: "evloop",
         source: "examples/unix_echo.rs",

@@ -1,5 +1,6 @@
 //! Checks of the networking examples, driven by clients nobody on this team wrote: CPython's
-//! own asyncio streams, `redis-benchmark`, `curl` and `socat` (`provision.rs` installs them when missing).
+//! own asyncio streams, `redis-benchmark`, `curl`, `socat` and `openssl` (`provision.rs` installs
+//! them when missing).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -273,6 +274,126 @@ pub(super) fn http_hello(run: &mut Run) -> Result {
         ));
     }
     interrupt_and_close(run)
+}
+
+/// CPython's `ssl` with asyncio's streams: two requests over one TLS connection that trusts the
+/// certificate file, the host name checked; then the version and ALPN it negotiated.
+const PY_HTTPS: &str = r#"
+import asyncio, ssl, sys
+async def main(url, cafile):
+    host, port = url.removeprefix("https://").rstrip("/").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    r, w = await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="localhost")
+    bodies = []
+    for close in (False, True):
+        w.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 20)
+        length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+        bodies.append(await asyncio.wait_for(r.readexactly(length), 20))
+    obj = w.get_extra_info("ssl_object")
+    print(obj.version(), obj.selected_alpn_protocol(), b"".join(bodies).decode().replace("\n", "|"))
+    w.close()
+    try:
+        await w.wait_closed()
+    except (ConnectionError, ssl.SSLError):
+        pass
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// `https_hello`: `curl --cacert` fetches twice over one kept-alive TLS connection; `curl`
+/// without the certificate refuses it (exit 60, an unknown issuer); `openssl s_client`
+/// completes a TLS 1.3 handshake and verifies the certificate; CPython's `ssl` and asyncio
+/// streams fetch twice and see TLS 1.3 and ALPN `http/1.1`; the certificate file is gone
+/// after close.
+pub(super) fn https_hello(run: &mut Run) -> Result {
+    let cert = announced(run, "Certificate: ")?;
+    let url = format!("{}/", announced(run, "Serving on ")?);
+    let curl = output_within(
+        Command::new("curl").args([
+            "-sS",
+            "--http1.1",
+            "--max-time",
+            "20",
+            "--cacert",
+            &cert,
+            "-w",
+            "[%{http_code} %{num_connects}]\n",
+            &url,
+            &url,
+        ]),
+        b"",
+        Duration::from_secs(30),
+    )?;
+    let expected = "Hello, World!\n[200 1]\nHello, World!\n[200 0]\n";
+    if !curl.status.success() || curl.text() != expected {
+        return Err(format!(
+            "curl --cacert: {} {:?} (expected {expected:?}) {}",
+            curl.status,
+            curl.text(),
+            curl.stderr
+        ));
+    }
+    let untrusting = output_within(
+        Command::new("curl").args(["-sS", "--max-time", "20", &url]),
+        b"",
+        Duration::from_secs(30),
+    )?;
+    if untrusting.status.code() != Some(60) || !untrusting.stderr.contains("self-signed") {
+        return Err(format!(
+            "curl without --cacert should refuse the self-signed certificate (exit 60): {} {}",
+            untrusting.status, untrusting.stderr
+        ));
+    }
+    let host_port = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let s_client = output_within(
+        Command::new("openssl").args([
+            "s_client",
+            "-brief",
+            "-connect",
+            &host_port,
+            "-CAfile",
+            &cert,
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ]),
+        b"",
+        Duration::from_secs(30),
+    )?;
+    let said = format!("{}{}", s_client.text(), s_client.stderr);
+    if !s_client.status.success()
+        || !said.contains("Protocol version: TLSv1.3")
+        || !said.contains("Verification: OK")
+    {
+        return Err(format!(
+            "openssl s_client: {} (expected a verified TLSv1.3 handshake) {said}",
+            s_client.status
+        ));
+    }
+    let py = output_within(
+        Command::new("python3").args(["-c", PY_HTTPS, &url, &cert]),
+        b"",
+        Duration::from_secs(60),
+    )?;
+    let expected = "TLSv1.3 http/1.1 Hello, World!|Hello, World!|";
+    if !py.status.success() || py.text().trim() != expected {
+        return Err(format!(
+            "asyncio ssl client: {} {:?} (expected {expected:?}) {}",
+            py.status,
+            py.text(),
+            py.stderr
+        ));
+    }
+    interrupt_and_close(run)?;
+    if std::path::Path::new(&cert).exists() {
+        return Err(format!("{cert} is still there after the server closed"));
+    }
+    Ok(())
 }
 
 /// `unix_echo`: `socat` talks to it; the socket file is gone after close.

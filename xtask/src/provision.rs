@@ -40,6 +40,10 @@ pub(crate) const EXAMPLE_CLIENTS: &[Tool] = &[
         program: "python3",
         package: "python3",
     },
+    Tool {
+        program: "openssl",
+        package: "openssl",
+    },
 ];
 
 /// valgrind, for the soak suite's memory test (its full run).

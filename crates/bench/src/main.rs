@@ -29,6 +29,7 @@ mod sys;
 mod syscalls;
 mod tasks;
 mod timers;
+mod tls_echo;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("syscalls", syscalls::run),
     ("tasks", tasks::run),
     ("echo", echo::run),
+    ("tls_echo", tls_echo::run),
 ];
 
 const USAGE: &str = "\

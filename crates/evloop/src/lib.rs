@@ -111,15 +111,21 @@ pub use evloop_net::{
     TransportInfo, UnixServerOptions, WaitClosed, socket2,
 };
 
-/// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
-/// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
-pub use evloop_reactor::signals as signal;
 // Floor 5 too: streams (asyncio's `open_connection`, `start_server`, ...), a reader and a
 // writer over a transport, which implement the `futures-io` traits.
 pub use evloop_net::{
     DEFAULT_LIMIT, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
     open_connection, open_unix_connection, start_server, start_unix_server,
 };
+
+// Floor 5 too: TLS over stream transports (`ssl=`, `start_tls`), and the rustls it speaks.
+pub use evloop_net::{
+    AcceptedOptions, StartTlsOptions, TlsConfig, TlsSession, UnixConnectOptions, rustls,
+};
+
+/// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
+/// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
+pub use evloop_reactor::signals as signal;
 
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {

@@ -4,8 +4,9 @@
 //! as the extension trait [`LoopSockExt`] on `evloop_sched::EventLoop`; transports, protocols
 //! and servers come later, on top of these. It depends only on `evloop-sched` (floor 2),
 //! `evloop-task` (floor 3) and `evloop-exec` (floor 4, to resolve host names off the loop),
-//! plus `socket2` and `libc`; it must never know about the facade crate `evloop`, which
-//! re-exports it. Most users want that facade, whose prelude brings [`LoopSockExt`] in scope.
+//! plus `socket2`, `libc` and `rustls` (TLS, re-exported: its configurations are in the API);
+//! it must never know about the facade crate `evloop`, which re-exports it. Most users want
+//! that facade, whose prelude brings [`LoopSockExt`] in scope.
 //!
 //! # How an operation runs
 //!
@@ -34,15 +35,20 @@ mod send;
 mod server;
 mod stream_ext;
 mod streams;
+mod tls;
 mod transport;
 
 pub use accept::SockAccept;
 pub use connect::SockConnect;
 pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 pub use ext::LoopSockExt;
-pub use open::{ConnectErrors, ConnectOptions, ServerOptions, UnixServerOptions};
+pub use open::{
+    AcceptedOptions, ConnectErrors, ConnectOptions, ServerOptions, UnixConnectOptions,
+    UnixServerOptions,
+};
 pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
+pub use rustls;
 pub use send::{SockSendall, SockSendto};
 pub use server::{ServeForever, Server, ServerSocket, WaitClosed};
 pub use socket2;
@@ -51,4 +57,5 @@ pub use streams::{
     DEFAULT_LIMIT, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
     open_connection, open_unix_connection, start_server, start_unix_server,
 };
+pub use tls::{StartTlsOptions, TlsConfig, TlsSession};
 pub use transport::{ExtraInfo, Transport, TransportInfo};

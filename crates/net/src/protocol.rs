@@ -23,6 +23,11 @@ use crate::transport::Transport;
 /// transport drops its reference to the protocol, which breaks the cycle a protocol that keeps
 /// its transport creates.
 ///
+/// On a TLS connection (`ssl`, `start_tls`), `connection_made` comes once the handshake is
+/// done. A handshake that fails (a certificate refused, an alert, the handshake timeout) is
+/// the one case of `connection_lost(Some(err))` without `connection_made` before it: the
+/// protocol learns why the connection it was made for never came up.
+///
 /// # Panics
 ///
 /// A panic in a protocol method is caught at the transport: it is reported to the loop's

@@ -29,6 +29,7 @@ use socket2::{SockAddr, Socket};
 use crate::open::{UnixSocketFile, listen_backlog};
 use crate::protocol::Protocol;
 use crate::registry::{NO_SLOT, Registry, Release};
+use crate::tls::{self, TlsSetup};
 use crate::transport::Transport;
 use crate::transport::inner::{Inner, Role};
 use evloop_sched::log_report;
@@ -75,6 +76,8 @@ struct ServerInner {
     unix_file: RefCell<Option<UnixSocketFile>>,
     /// The server's slot in the loop's [`Registry`] until it closes (closing the loop does).
     slot: Cell<u32>,
+    /// TLS on every accepted connection, when `ssl` was given.
+    tls: Option<TlsSetup>,
 }
 
 /// One listening socket of a [`Server`], as [`Server::sockets`] lists it.
@@ -110,6 +113,7 @@ impl Server {
         mut factory: F,
         backlog: u32,
         unix_file: Option<UnixSocketFile>,
+        tls: Option<TlsSetup>,
     ) -> Server
     where
         P: Protocol,
@@ -143,6 +147,7 @@ impl Server {
                 forever_active: Cell::new(false),
                 unix_file: RefCell::new(unix_file),
                 slot: Cell::new(NO_SLOT),
+                tls,
             }),
         };
         let slot = Registry::insert(lp, &server.inner);
@@ -400,14 +405,28 @@ impl ServerInner {
             &self.lp,
             OwnedFd::from(sock),
             Role::Socket,
-            protocol,
+            protocol.clone(),
             self.protocol_name,
         ) {
             Ok(inner) => inner,
             // Only a closed loop refuses; the socket was closed with the error.
             Err(_) => return,
         };
-        let transport = Transport { inner };
+        let layer = match &self.tls {
+            None => None,
+            Some(setup) => match tls::wrap(&inner, setup, protocol, self.protocol_name, None) {
+                Ok(layer) => Some(layer),
+                Err(err) => {
+                    inner.release();
+                    self.lp.call_exception_handler(
+                        Context::new("Error on transport creation for incoming connection")
+                            .with_exception(Exception::from_error(err)),
+                    );
+                    return;
+                }
+            },
+        };
+        let transport = Transport { inner, tls: layer };
         let slot = {
             let mut clients = self.clients.borrow_mut();
             match self.free.borrow_mut().pop() {

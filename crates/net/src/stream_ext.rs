@@ -13,11 +13,14 @@ use evloop_sched::EventLoop;
 use evloop_task::LoopFuture;
 use socket2::Socket;
 
-use crate::open::{self, ConnectOptions, ServerOptions, UnixServerOptions};
+use crate::open::{
+    self, AcceptedOptions, ConnectOptions, ServerOptions, UnixConnectOptions, UnixServerOptions,
+};
 use crate::protocol::Protocol;
 use crate::server::Server;
+use crate::tls::{self, StartTlsOptions, TlsConfig, TlsSetup, checked_setup};
 use crate::transport::Transport;
-use crate::transport::inner::Role;
+use crate::transport::inner::{Role, flag};
 
 mod sealed {
     pub trait Sealed {}
@@ -168,6 +171,74 @@ pub trait LoopStreamExt: sealed::Sealed {
     where
         P: Protocol,
         F: FnOnce() -> P + 'static;
+
+    /// [`create_unix_connection`](LoopStreamExt::create_unix_connection) with options: TLS
+    /// over the Unix socket (asyncio's `ssl=` and `server_hostname=`, which is required with
+    /// `ssl` since a path is no host name).
+    ///
+    /// # Errors
+    ///
+    /// As `create_unix_connection`; `InvalidInput` for TLS options without `ssl` or `ssl`
+    /// without `server_hostname`; a failed TLS handshake's error (see
+    /// [`create_connection`](LoopStreamExt::create_connection)).
+    fn create_unix_connection_with<P, F>(
+        &self,
+        factory: F,
+        path: impl AsRef<Path>,
+        options: UnixConnectOptions,
+    ) -> impl Future<Output = io::Result<Connection<P>>> + 'static
+    where
+        P: Protocol,
+        F: FnOnce() -> P + 'static;
+
+    /// [`connect_accepted_socket`](LoopStreamExt::connect_accepted_socket) with options: the
+    /// server side of TLS on the socket (asyncio's `connect_accepted_socket(ssl=…)`). The
+    /// future completes once the handshake is done.
+    ///
+    /// # Errors
+    ///
+    /// As `connect_accepted_socket`; `InvalidInput` for timeouts without `ssl`; a failed
+    /// handshake's error.
+    fn connect_accepted_socket_with<P, F>(
+        &self,
+        factory: F,
+        sock: Socket,
+        options: AcceptedOptions,
+    ) -> impl Future<Output = io::Result<Connection<P>>> + 'static
+    where
+        P: Protocol,
+        F: FnOnce() -> P + 'static;
+
+    /// Upgrades a plain connection to TLS (asyncio's `loop.start_tls`), STARTTLS-style: from
+    /// now on the socket's bytes go through a TLS layer that speaks for `protocol`, and the
+    /// future completes, once the handshake is done, with the new transport to write through.
+    /// `protocol`'s `connection_made` is called with that transport first, as asyncio's
+    /// `start_tls` does not (asyncio leaves the protocol to take the returned transport);
+    /// `connection_lost` ends it as usual. The side is the configuration's:
+    /// [`TlsConfig::Server`] is asyncio's `server_side=True`.
+    ///
+    /// The old `transport` must not be used afterwards: it is the socket under the TLS layer.
+    /// A write through it (`write`, `writelines`, `write_eof`) would corrupt the TLS stream,
+    /// so it is dropped and reported to the exception handler (asyncio leaves that to the
+    /// caller's care). Reading pauses
+    /// during the call and resumes with the TLS layer, even if it was paused before: a server
+    /// that answers a STARTTLS request should `pause_reading()` before answering, so that the
+    /// client's first TLS bytes cannot reach the old protocol first.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` for a pipe or TLS transport, a closing one, a client configuration
+    ///   without [`StartTlsOptions::server_hostname`], or options asyncio refuses;
+    /// - the handshake's error, also given to `protocol`'s `connection_lost`.
+    fn start_tls<P>(
+        &self,
+        transport: &Transport,
+        protocol: Rc<RefCell<P>>,
+        config: TlsConfig,
+        options: StartTlsOptions,
+    ) -> impl Future<Output = io::Result<Transport>> + 'static
+    where
+        P: Protocol;
 }
 
 /// Makes the transport, starts it, and waits until `connection_made` ran.
@@ -179,7 +250,86 @@ async fn establish<P: Protocol>(
 ) -> io::Result<Connection<P>> {
     let protocol = Rc::new(RefCell::new(factory()));
     let transport = Transport::new(&lp, fd, role, protocol.clone())?;
-    let made = LoopFuture::<()>::new(&lp);
+    start_and_wait(&lp, transport, protocol).await
+}
+
+/// [`establish`] for a socket, with TLS when `tls` says so: the future completes once the
+/// handshake is done (and `connection_made` ran), or fails with the handshake's error.
+async fn establish_socket<P: Protocol>(
+    lp: EventLoop,
+    sock: Socket,
+    tls: Option<TlsSetup>,
+    factory: impl FnOnce() -> P,
+) -> io::Result<Connection<P>> {
+    let Some(setup) = tls else {
+        return establish(lp, OwnedFd::from(sock), Role::Socket, factory).await;
+    };
+    let protocol = Rc::new(RefCell::new(factory()));
+    let transport = Transport::new(&lp, OwnedFd::from(sock), Role::Socket, protocol.clone())?;
+    let handshake = LoopFuture::<io::Result<()>>::new(&lp);
+    let done = handshake.clone();
+    let layer = match tls::wrap(
+        &transport.inner,
+        &setup,
+        protocol.clone(),
+        std::any::type_name::<P>(),
+        Some(Box::new(move |result| {
+            let _ = done.set_result(result);
+        })),
+    ) {
+        Ok(layer) => layer,
+        Err(err) => {
+            transport.inner.release();
+            return Err(err);
+        }
+    };
+    if let Err(err) = transport.inner.start(|| {}) {
+        transport.inner.release();
+        return Err(err);
+    }
+    let tls_transport = Transport {
+        inner: transport.inner.clone(),
+        tls: Some(layer),
+    };
+    let transport = await_handshake(handshake, tls_transport).await?;
+    Ok((transport, protocol))
+}
+
+/// Waits for the handshake of `transport`. If the caller gives up first (the future is
+/// dropped, its task cancelled), the connection is aborted: it must not outlive the caller's
+/// interest, as asyncio closes the transport when `create_connection` is cancelled.
+async fn await_handshake(
+    handshake: LoopFuture<io::Result<()>>,
+    transport: Transport,
+) -> io::Result<Transport> {
+    /// Aborts the transport when dropped, unless disarmed.
+    struct AbortOnDrop(Option<Transport>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(t) = self.0.take() {
+                t.abort();
+            }
+        }
+    }
+    let mut guard = AbortOnDrop(Some(transport));
+    let outcome = handshake.await;
+    match outcome {
+        Ok(Ok(())) => guard
+            .0
+            .take()
+            .ok_or_else(|| io::Error::other("the transport is gone")),
+        Ok(Err(err)) => Err(err),
+        Err(err) => Err(io::Error::other(err)),
+    }
+}
+
+/// Starts `transport` and waits until `connection_made` ran.
+async fn start_and_wait<P: Protocol>(
+    lp: &EventLoop,
+    transport: Transport,
+    protocol: Rc<RefCell<P>>,
+) -> io::Result<Connection<P>> {
+    let made = LoopFuture::<()>::new(lp);
     let done = made.clone();
     if let Err(err) = transport.inner.start(move || {
         let _ = done.set_result(());
@@ -224,10 +374,13 @@ impl LoopStreamExt for EventLoop {
         F: FnOnce() -> P + 'static,
     {
         let lp = self.clone();
+        let mut options = options;
+        let tls = options.take_tls();
         let connect = open::open_connection(self, options);
         async move {
+            let tls = tls?;
             let sock = connect.await?;
-            establish(lp, OwnedFd::from(sock), Role::Socket, factory).await
+            establish_socket(lp, sock, tls, factory).await
         }
     }
 
@@ -241,10 +394,13 @@ impl LoopStreamExt for EventLoop {
         F: FnMut() -> P + 'static,
     {
         let lp = self.clone();
+        let mut options = options;
+        let tls = options.take_tls();
         let listen = open::open_listeners(self, options);
         async move {
+            let tls = tls?;
             let opened = listen.await?;
-            let server = Server::new(&lp, opened.sockets, factory, opened.backlog, None);
+            let server = Server::new(&lp, opened.sockets, factory, opened.backlog, None, tls);
             if opened.start_serving {
                 server.start_serving()?;
             }
@@ -261,13 +417,7 @@ impl LoopStreamExt for EventLoop {
         P: Protocol,
         F: FnOnce() -> P + 'static,
     {
-        let lp = self.clone();
-        let path: PathBuf = path.as_ref().to_path_buf();
-        let connect = open::open_unix_connection(self, Some(path), None);
-        async move {
-            let sock = connect.await?;
-            establish(lp, OwnedFd::from(sock), Role::Socket, factory).await
-        }
+        self.create_unix_connection_with(factory, path, UnixConnectOptions::new())
     }
 
     fn create_unix_server<P, F>(
@@ -281,10 +431,20 @@ impl LoopStreamExt for EventLoop {
         F: FnMut() -> P + 'static,
     {
         let lp = self.clone();
+        let mut options = options;
+        let tls = options.take_tls();
         let opened = open::open_unix_listener(Some(path.as_ref()), options);
         async move {
+            let tls = tls?;
             let opened = opened?;
-            let server = Server::new(&lp, vec![opened.sock], factory, opened.backlog, opened.file);
+            let server = Server::new(
+                &lp,
+                vec![opened.sock],
+                factory,
+                opened.backlog,
+                opened.file,
+                tls,
+            );
             if opened.start_serving {
                 server.start_serving()?;
             }
@@ -301,13 +461,7 @@ impl LoopStreamExt for EventLoop {
         P: Protocol,
         F: FnOnce() -> P + 'static,
     {
-        let lp = self.clone();
-        async move {
-            open::expect_stream(&sock)?;
-            sock.set_nonblocking(true)?;
-            open::set_nodelay_if_tcp(&sock)?;
-            establish(lp, OwnedFd::from(sock), Role::Socket, factory).await
-        }
+        self.connect_accepted_socket_with(factory, sock, AcceptedOptions::new())
     }
 
     fn connect_read_pipe<P, F>(
@@ -339,6 +493,120 @@ impl LoopStreamExt for EventLoop {
         async move {
             prepare_pipe(&pipe)?;
             establish(lp, pipe, Role::WritePipe, factory).await
+        }
+    }
+
+    fn create_unix_connection_with<P, F>(
+        &self,
+        factory: F,
+        path: impl AsRef<Path>,
+        options: UnixConnectOptions,
+    ) -> impl Future<Output = io::Result<Connection<P>>> + 'static
+    where
+        P: Protocol,
+        F: FnOnce() -> P + 'static,
+    {
+        let lp = self.clone();
+        let mut options = options;
+        let tls = options.take_tls();
+        let path: PathBuf = path.as_ref().to_path_buf();
+        let connect = open::open_unix_connection(self, Some(path), None);
+        async move {
+            let tls = tls?;
+            let sock = connect.await?;
+            establish_socket(lp, sock, tls, factory).await
+        }
+    }
+
+    fn connect_accepted_socket_with<P, F>(
+        &self,
+        factory: F,
+        sock: Socket,
+        options: AcceptedOptions,
+    ) -> impl Future<Output = io::Result<Connection<P>>> + 'static
+    where
+        P: Protocol,
+        F: FnOnce() -> P + 'static,
+    {
+        let lp = self.clone();
+        let mut options = options;
+        let tls = options.take_tls();
+        async move {
+            let tls = tls?;
+            open::expect_stream(&sock)?;
+            sock.set_nonblocking(true)?;
+            open::set_nodelay_if_tcp(&sock)?;
+            establish_socket(lp, sock, tls, factory).await
+        }
+    }
+
+    fn start_tls<P>(
+        &self,
+        transport: &Transport,
+        protocol: Rc<RefCell<P>>,
+        config: TlsConfig,
+        options: StartTlsOptions,
+    ) -> impl Future<Output = io::Result<Transport>> + 'static
+    where
+        P: Protocol,
+    {
+        let transport = transport.clone();
+        let lp = self.clone();
+        async move {
+            if transport.tls.is_some() || transport.inner.role != Role::Socket {
+                return Err(open::invalid(&format!(
+                    "transport {transport:?} is not supported by start_tls()"
+                )));
+            }
+            if transport.is_closing() {
+                return Err(open::invalid("transport is closing"));
+            }
+            let StartTlsOptions {
+                server_hostname,
+                ssl_handshake_timeout,
+                ssl_shutdown_timeout,
+            } = options;
+            if !config.is_server() && server_hostname.is_none() {
+                return Err(open::invalid(
+                    "You must set server_hostname when using ssl without a host",
+                ));
+            }
+            let setup = checked_setup(
+                Some(config),
+                server_hostname,
+                None,
+                ssl_handshake_timeout,
+                ssl_shutdown_timeout,
+            )?
+            .ok_or_else(|| open::invalid("ssl is required"))?;
+            let inner = transport.inner.clone();
+            // As asyncio: reading stops while the protocols are swapped, and resumes (even
+            // if the old protocol had paused it) with the TLS layer's first flight.
+            inner.pause_reading();
+            let handshake = LoopFuture::<io::Result<()>>::new(&lp);
+            let done = handshake.clone();
+            let layer = tls::wrap(
+                &inner,
+                &setup,
+                protocol,
+                std::any::type_name::<P>(),
+                Some(Box::new(move |result| {
+                    let _ = done.set_result(result);
+                })),
+            )?;
+            // The plain handles left: their writes would corrupt the TLS stream.
+            inner.set(flag::WRAPPED);
+            let starter = layer.clone();
+            let resumed = inner.clone();
+            lp.call_soon(move || {
+                starter.begin();
+                resumed.resume_reading();
+            })?;
+            let tls_transport = Transport {
+                inner,
+                tls: Some(layer),
+            };
+            await_handshake(handshake, tls_transport).await
         }
     }
 }

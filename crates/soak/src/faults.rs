@@ -34,7 +34,11 @@ pub(crate) fn run(scale: &Scale) -> Line {
 }
 
 /// Runs the loop until `done()` or `limit`; false on the limit.
-fn drive(lp: &EventLoop, limit: Duration, done: impl Fn() -> bool) -> Result<bool, String> {
+pub(crate) fn drive(
+    lp: &EventLoop,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) -> Result<bool, String> {
     let until = Instant::now() + limit;
     lp.run_forever_setup().map_err(|e| e.to_string())?;
     while !done() && Instant::now() < until {

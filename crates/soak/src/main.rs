@@ -23,6 +23,7 @@ mod signals;
 mod storm;
 mod streams;
 mod sys;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -100,6 +101,12 @@ const TESTS: &[Entry] = &[
     Entry {
         name: "streams",
         run: streams::run,
+        limit: Duration::from_secs(180),
+        full_only: false,
+    },
+    Entry {
+        name: "tls",
+        run: tls::run,
         limit: Duration::from_secs(180),
         full_only: false,
     },

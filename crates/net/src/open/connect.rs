@@ -44,6 +44,7 @@ pub(crate) fn open_connection(
             interleave: first_family_count,
             all_errors,
             sock,
+            .. // the TLS options, taken out by the caller
         } = opts;
         if let Some(sock) = sock {
             if host.is_some() || port.is_some() {

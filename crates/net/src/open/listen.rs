@@ -62,6 +62,7 @@ pub(crate) fn open_listeners(
             reuse_port,
             start_serving,
             sock,
+            .. // the TLS options, taken out by the caller
         } = opts;
         let sockets = match sock {
             Some(sock) => {

@@ -24,9 +24,11 @@ mod tests_listen;
 mod tests_unix;
 
 pub use errors::ConnectErrors;
-pub use options::{ConnectOptions, ServerOptions, UnixServerOptions};
+pub use options::{
+    AcceptedOptions, ConnectOptions, ServerOptions, UnixConnectOptions, UnixServerOptions,
+};
 
-pub(crate) use common::{expect_stream, set_nodelay_if_tcp};
+pub(crate) use common::{expect_stream, invalid, set_nodelay_if_tcp};
 pub(crate) use connect::open_connection;
 pub(crate) use listen::{listen_backlog, open_listeners};
 pub(crate) use unix::{UnixSocketFile, open_unix_connection, open_unix_listener};

@@ -1,9 +1,14 @@
 //! The option builders of `create_connection`, `create_server` and `create_unix_server`:
 //! asyncio's keyword arguments, as plain values that the opening functions consume.
 
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::{ClientConfig, ServerConfig};
 use socket2::{Domain, Socket};
+
+use crate::tls::{TlsConfig, TlsSetup, checked_setup};
 
 /// asyncio's default `backlog` of `create_server` and `create_unix_server`.
 pub(crate) const DEFAULT_BACKLOG: u32 = 100;
@@ -41,6 +46,10 @@ pub struct ConnectOptions {
     pub(crate) interleave: Option<usize>,
     pub(crate) all_errors: bool,
     pub(crate) sock: Option<Socket>,
+    pub(crate) ssl: Option<Arc<ClientConfig>>,
+    pub(crate) server_hostname: Option<String>,
+    pub(crate) ssl_handshake_timeout: Option<Duration>,
+    pub(crate) ssl_shutdown_timeout: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -110,6 +119,50 @@ impl ConnectOptions {
         self.sock = Some(sock);
         self
     }
+
+    /// Speaks TLS over the connection, as this client configuration says (asyncio's `ssl=`).
+    /// The server's certificate must match [`server_hostname`](Self::server_hostname), or
+    /// else the host; the future completes once the handshake is done.
+    #[must_use]
+    pub fn ssl(mut self, config: Arc<ClientConfig>) -> ConnectOptions {
+        self.ssl = Some(config);
+        self
+    }
+
+    /// The name the server's certificate must match (and the SNI sent), instead of the host;
+    /// required with a `sock`. `InvalidInput` without [`ssl`](Self::ssl), as in asyncio.
+    #[must_use]
+    pub fn server_hostname(mut self, name: impl Into<String>) -> ConnectOptions {
+        self.server_hostname = Some(name.into());
+        self
+    }
+
+    /// How long the TLS handshake may take before the connection is aborted with `TimedOut`;
+    /// default 60 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_handshake_timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.ssl_handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long closing a TLS connection (`close_notify`, then the flush) may take before it
+    /// is aborted; default 30 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_shutdown_timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.ssl_shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Takes the TLS options out, checked.
+    pub(crate) fn take_tls(&mut self) -> io::Result<Option<TlsSetup>> {
+        checked_setup(
+            self.ssl.take().map(TlsConfig::Client),
+            self.server_hostname.take(),
+            self.host.as_deref(),
+            self.ssl_handshake_timeout.take(),
+            self.ssl_shutdown_timeout.take(),
+        )
+    }
 }
 
 /// The options of `create_server`: where to listen, and how.
@@ -142,6 +195,9 @@ pub struct ServerOptions {
     pub(crate) reuse_port: bool,
     pub(crate) start_serving: bool,
     pub(crate) sock: Option<Socket>,
+    pub(crate) ssl: Option<Arc<ServerConfig>>,
+    pub(crate) ssl_handshake_timeout: Option<Duration>,
+    pub(crate) ssl_shutdown_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -155,6 +211,9 @@ impl Default for ServerOptions {
             reuse_port: false,
             start_serving: true,
             sock: None,
+            ssl: None,
+            ssl_handshake_timeout: None,
+            ssl_shutdown_timeout: None,
         }
     }
 }
@@ -226,6 +285,41 @@ impl ServerOptions {
         self.sock = Some(sock);
         self
     }
+
+    /// Speaks TLS on every accepted connection, as this server configuration says (asyncio's
+    /// `ssl=`). A connection's protocol gets `connection_made` once its handshake is done.
+    #[must_use]
+    pub fn ssl(mut self, config: Arc<ServerConfig>) -> ServerOptions {
+        self.ssl = Some(config);
+        self
+    }
+
+    /// How long the TLS handshake may take before the connection is aborted with `TimedOut`;
+    /// default 60 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_handshake_timeout(mut self, timeout: Duration) -> ServerOptions {
+        self.ssl_handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long closing a TLS connection (`close_notify`, then the flush) may take before it
+    /// is aborted; default 30 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_shutdown_timeout(mut self, timeout: Duration) -> ServerOptions {
+        self.ssl_shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Takes the TLS options out, checked.
+    pub(crate) fn take_tls(&mut self) -> io::Result<Option<TlsSetup>> {
+        checked_setup(
+            self.ssl.take().map(TlsConfig::Server),
+            None,
+            None,
+            self.ssl_handshake_timeout.take(),
+            self.ssl_shutdown_timeout.take(),
+        )
+    }
 }
 
 /// The options of `create_unix_server`, besides its path.
@@ -244,6 +338,9 @@ pub struct UnixServerOptions {
     pub(crate) start_serving: bool,
     pub(crate) cleanup_socket: bool,
     pub(crate) sock: Option<Socket>,
+    pub(crate) ssl: Option<Arc<ServerConfig>>,
+    pub(crate) ssl_handshake_timeout: Option<Duration>,
+    pub(crate) ssl_shutdown_timeout: Option<Duration>,
 }
 
 impl Default for UnixServerOptions {
@@ -253,6 +350,9 @@ impl Default for UnixServerOptions {
             start_serving: true,
             cleanup_socket: true,
             sock: None,
+            ssl: None,
+            ssl_handshake_timeout: None,
+            ssl_shutdown_timeout: None,
         }
     }
 }
@@ -292,5 +392,172 @@ impl UnixServerOptions {
     pub fn sock(mut self, sock: Socket) -> UnixServerOptions {
         self.sock = Some(sock);
         self
+    }
+
+    /// Speaks TLS on every accepted connection, as this server configuration says (asyncio's
+    /// `ssl=`). A connection's protocol gets `connection_made` once its handshake is done.
+    #[must_use]
+    pub fn ssl(mut self, config: Arc<ServerConfig>) -> UnixServerOptions {
+        self.ssl = Some(config);
+        self
+    }
+
+    /// How long the TLS handshake may take before the connection is aborted with `TimedOut`;
+    /// default 60 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_handshake_timeout(mut self, timeout: Duration) -> UnixServerOptions {
+        self.ssl_handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long closing a TLS connection (`close_notify`, then the flush) may take before it
+    /// is aborted; default 30 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_shutdown_timeout(mut self, timeout: Duration) -> UnixServerOptions {
+        self.ssl_shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Takes the TLS options out, checked.
+    pub(crate) fn take_tls(&mut self) -> io::Result<Option<TlsSetup>> {
+        checked_setup(
+            self.ssl.take().map(TlsConfig::Server),
+            None,
+            None,
+            self.ssl_handshake_timeout.take(),
+            self.ssl_shutdown_timeout.take(),
+        )
+    }
+}
+
+/// The options of `create_unix_connection_with`: TLS over a Unix socket.
+///
+/// asyncio's `create_unix_connection` takes `ssl`, `server_hostname` and the two timeouts;
+/// a Unix path is no host name, so `server_hostname` is required with `ssl`, as in asyncio.
+///
+/// # Examples
+///
+/// ```
+/// use evloop_net::UnixConnectOptions;
+///
+/// let opts = UnixConnectOptions::new().server_hostname("localhost");
+/// assert!(format!("{opts:?}").contains("localhost"));
+/// ```
+#[derive(Debug, Default)]
+pub struct UnixConnectOptions {
+    pub(crate) ssl: Option<Arc<ClientConfig>>,
+    pub(crate) server_hostname: Option<String>,
+    pub(crate) ssl_handshake_timeout: Option<Duration>,
+    pub(crate) ssl_shutdown_timeout: Option<Duration>,
+}
+
+impl UnixConnectOptions {
+    /// No TLS: every option at asyncio's default.
+    pub fn new() -> UnixConnectOptions {
+        UnixConnectOptions::default()
+    }
+
+    /// Speaks TLS over the connection, as this client configuration says (asyncio's `ssl=`).
+    /// The server's certificate must match [`server_hostname`](Self::server_hostname),; the future completes once the handshake is done.
+    #[must_use]
+    pub fn ssl(mut self, config: Arc<ClientConfig>) -> UnixConnectOptions {
+        self.ssl = Some(config);
+        self
+    }
+
+    /// The name the server's certificate must match (and the SNI sent), instead of the host;
+    /// required with a `sock`. `InvalidInput` without [`ssl`](Self::ssl), as in asyncio.
+    #[must_use]
+    pub fn server_hostname(mut self, name: impl Into<String>) -> UnixConnectOptions {
+        self.server_hostname = Some(name.into());
+        self
+    }
+
+    /// How long the TLS handshake may take before the connection is aborted with `TimedOut`;
+    /// default 60 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_handshake_timeout(mut self, timeout: Duration) -> UnixConnectOptions {
+        self.ssl_handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long closing a TLS connection (`close_notify`, then the flush) may take before it
+    /// is aborted; default 30 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_shutdown_timeout(mut self, timeout: Duration) -> UnixConnectOptions {
+        self.ssl_shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Takes the TLS options out, checked.
+    pub(crate) fn take_tls(&mut self) -> io::Result<Option<TlsSetup>> {
+        checked_setup(
+            self.ssl.take().map(TlsConfig::Client),
+            self.server_hostname.take(),
+            None,
+            self.ssl_handshake_timeout.take(),
+            self.ssl_shutdown_timeout.take(),
+        )
+    }
+}
+
+/// The options of `connect_accepted_socket_with`: TLS on a socket accepted outside the loop
+/// (asyncio's `connect_accepted_socket(ssl=…)`, always the server side).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_net::AcceptedOptions;
+///
+/// let opts = AcceptedOptions::new().ssl_handshake_timeout(Duration::from_secs(5));
+/// assert!(format!("{opts:?}").contains("5s"));
+/// ```
+#[derive(Debug, Default)]
+pub struct AcceptedOptions {
+    pub(crate) ssl: Option<Arc<ServerConfig>>,
+    pub(crate) ssl_handshake_timeout: Option<Duration>,
+    pub(crate) ssl_shutdown_timeout: Option<Duration>,
+}
+
+impl AcceptedOptions {
+    /// No TLS: every option at asyncio's default.
+    pub fn new() -> AcceptedOptions {
+        AcceptedOptions::default()
+    }
+
+    /// Speaks TLS on every accepted connection, as this server configuration says (asyncio's
+    /// `ssl=`). A connection's protocol gets `connection_made` once its handshake is done.
+    #[must_use]
+    pub fn ssl(mut self, config: Arc<ServerConfig>) -> AcceptedOptions {
+        self.ssl = Some(config);
+        self
+    }
+
+    /// How long the TLS handshake may take before the connection is aborted with `TimedOut`;
+    /// default 60 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_handshake_timeout(mut self, timeout: Duration) -> AcceptedOptions {
+        self.ssl_handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// How long closing a TLS connection (`close_notify`, then the flush) may take before it
+    /// is aborted; default 30 s. `InvalidInput` without `ssl`, as in asyncio.
+    #[must_use]
+    pub fn ssl_shutdown_timeout(mut self, timeout: Duration) -> AcceptedOptions {
+        self.ssl_shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Takes the TLS options out, checked.
+    pub(crate) fn take_tls(&mut self) -> io::Result<Option<TlsSetup>> {
+        checked_setup(
+            self.ssl.take().map(TlsConfig::Server),
+            None,
+            None,
+            self.ssl_handshake_timeout.take(),
+            self.ssl_shutdown_timeout.take(),
+        )
     }
 }

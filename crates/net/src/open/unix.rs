@@ -148,6 +148,7 @@ pub(crate) fn open_unix_listener(
         start_serving,
         cleanup_socket,
         sock,
+        .. // the TLS options, taken out by the caller
     } = opts;
     let sock = match (path, sock) {
         (Some(_), Some(_)) => return Err(invalid(BOTH)),

@@ -134,9 +134,7 @@ impl Inner {
     fn dispatch(self: &Rc<Self>, event: Event) -> Result<(), Event> {
         match event {
             Event::Made => {
-                let transport = Transport {
-                    inner: self.clone(),
-                };
+                let transport = Transport::plain(self.clone());
                 match self.invoke(|p| p.connection_made(&transport)) {
                     Outcome::Busy => return Err(Event::Made),
                     Outcome::Panicked(payload) => {

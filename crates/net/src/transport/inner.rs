@@ -81,6 +81,8 @@ pub(crate) mod flag {
     /// A write pipe whose readability means its reader went away (a socket or FIFO; not a
     /// character device such as a pty, where it means input arrived).
     pub(crate) const HANGUP_WATCH: u16 = 1 << 12;
+    /// `start_tls` put a TLS layer on the socket: writes through a plain handle are refused.
+    pub(crate) const WRAPPED: u16 = 1 << 13;
 }
 
 /// A write that leaves more than `OVERRUN_FACTOR` × the high-water mark (and at least
@@ -367,6 +369,19 @@ impl Inner {
         self.add_writer();
         self.maybe_pause();
         self.check_overrun(was_paused);
+    }
+
+    /// A write through the plain handle of a socket that `start_tls` wrapped: it would put
+    /// plaintext in the middle of the TLS stream. Dropped and reported.
+    pub(crate) fn refuse_wrapped(&self) {
+        self.lp.call_exception_handler(
+            Context::new(
+                "write() on a transport that start_tls() replaced: the data was dropped (write \
+                 through the transport start_tls() returned)",
+            )
+            .with("transport", self.describe())
+            .with("protocol", self.protocol_name),
+        );
     }
 
     pub(crate) fn writelines(self: &Rc<Self>, bufs: &[&[u8]]) {

@@ -14,8 +14,10 @@ use evloop_sched::EventLoop;
 use socket2::{SockAddr, SockRef};
 
 use crate::protocol::Protocol;
+use crate::tls::layer::TlsInner;
+use crate::tls::{TlsConfig, TlsSession};
 pub use inner::TransportInfo;
-use inner::{Inner, Role};
+use inner::{Inner, Role, flag};
 
 /// A stream transport: one connection's socket (or pipe), its write buffer and its protocol.
 ///
@@ -153,9 +155,24 @@ use inner::{Inner, Role};
 /// server.close();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # TLS
+///
+/// A connection opened with `ssl` (or upgraded by `start_tls`) hands its protocol a
+/// `Transport` too, whose methods act on the TLS layer: `write` encrypts, `close` sends
+/// `close_notify` before closing the socket, `abort` does not. Its write buffer, water marks
+/// and pause state are the socket's (plaintext is encrypted as it is written, so nothing
+/// waits in front of the socket's buffer); `pause_reading` stops reading the socket. It has
+/// no half-close: [`can_write_eof`](Transport::can_write_eof) is false, and an
+/// `eof_received` answer of true has no effect, as in asyncio. `peername`, `sockname`,
+/// [`fileno`](Transport::fileno) and [`with_socket`](Transport::with_socket) are the
+/// socket's; [`get_extra_info`](Transport::get_extra_info) adds the TLS keys.
 #[derive(Clone)]
 pub struct Transport {
+    /// The socket (or pipe) transport; under TLS, the socket the layer speaks through.
     pub(crate) inner: Rc<Inner>,
+    /// The TLS layer, for a TLS connection's user-facing handle.
+    pub(crate) tls: Option<Rc<TlsInner>>,
 }
 
 impl Transport {
@@ -169,67 +186,109 @@ impl Transport {
     ) -> std::io::Result<Transport> {
         let protocol: Rc<RefCell<dyn Protocol>> = protocol;
         let inner = Inner::new(lp, fd, role, protocol, std::any::type_name::<P>())?;
-        Ok(Transport { inner })
+        Ok(Transport { inner, tls: None })
+    }
+
+    /// The plain handle on the socket transport `inner`.
+    pub(crate) fn plain(inner: Rc<Inner>) -> Transport {
+        Transport { inner, tls: None }
     }
 
     /// Writes `data`: sent at once if nothing is buffered (what the kernel does not take is
     /// buffered), else appended to the buffer. `write(b"")` does nothing.
     pub fn write(&self, data: &[u8]) {
-        self.inner.write(data);
+        match &self.tls {
+            Some(tls) => tls.write(data),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
+            None => self.inner.write(data),
+        }
     }
 
-    /// Writes several buffers in order; with an empty write buffer, in one vectored syscall.
+    /// Writes several buffers in order; with an empty write buffer, in one vectored syscall
+    /// (under TLS, encrypted together and sent in one write).
     pub fn writelines(&self, bufs: &[&[u8]]) {
-        self.inner.writelines(bufs);
+        match &self.tls {
+            Some(tls) => tls.writelines(bufs),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
+            None => self.inner.writelines(bufs),
+        }
     }
 
     /// Closes the writing side once the buffer is flushed (`shutdown(SHUT_WR)`, once even if
     /// called twice), keeping the reading side open. After it, writes are refused. On a write
     /// pipe it is the same as [`close`](Transport::close); on a closed transport it does nothing.
     pub fn write_eof(&self) {
-        self.inner.write_eof();
+        match &self.tls {
+            Some(_) => self.inner.lp.call_exception_handler(
+                evloop_sched::Context::new(
+                    "write_eof() is not supported on a TLS transport (can_write_eof() is false)",
+                )
+                .with("transport", self.inner.describe()),
+            ),
+            None if self.inner.has(flag::WRAPPED) => self.inner.refuse_wrapped(),
+            None => self.inner.write_eof(),
+        }
     }
 
     /// Whether [`write_eof`](Transport::write_eof) is supported: true for sockets and write
-    /// pipes, false for read pipes.
+    /// pipes, false for read pipes and TLS connections (as asyncio's SSL transport; their
+    /// `write_eof` is reported to the exception handler and does nothing).
     pub fn can_write_eof(&self) -> bool {
-        self.inner.role != Role::ReadPipe
+        self.tls.is_none() && self.inner.role != Role::ReadPipe
     }
 
     /// Closes the transport: reading stops now; the buffered bytes are still sent (and, on a
     /// socket, what is written before they drain), then `connection_lost(None)` is called (on
     /// a later iteration, never inside this call).
     pub fn close(&self) {
-        self.inner.close();
+        match &self.tls {
+            Some(tls) => tls.close(),
+            None => self.inner.close(),
+        }
     }
 
     /// Closes the transport at once: the write buffer is dropped, and `connection_lost(None)`
     /// comes on the next iteration. A second call does nothing.
     pub fn abort(&self) {
-        self.inner.force_close(None);
+        match &self.tls {
+            Some(tls) => tls.abort(),
+            None => self.inner.force_close(None),
+        }
     }
 
     /// Whether the transport is closing or closed.
     pub fn is_closing(&self) -> bool {
-        self.inner.is_closing()
+        match &self.tls {
+            Some(tls) => tls.is_closing(),
+            None => self.inner.is_closing(),
+        }
     }
 
     /// Stops reading until [`resume_reading`](Transport::resume_reading); no
     /// `data_received` meanwhile. Does nothing if already paused, closing, or a write pipe.
     pub fn pause_reading(&self) {
-        self.inner.pause_reading();
+        match &self.tls {
+            Some(tls) => tls.pause_reading(),
+            None => self.inner.pause_reading(),
+        }
     }
 
     /// Resumes reading after [`pause_reading`](Transport::pause_reading); does nothing unless
     /// paused, or once closing.
     pub fn resume_reading(&self) {
-        self.inner.resume_reading();
+        match &self.tls {
+            Some(tls) => tls.resume_reading(),
+            None => self.inner.resume_reading(),
+        }
     }
 
     /// Whether the transport reads: false when paused, closing, or a write pipe. (As asyncio,
     /// still true after `eof_received` kept a connection half-open, though nothing more comes.)
     pub fn is_reading(&self) -> bool {
-        self.inner.is_reading()
+        match &self.tls {
+            Some(tls) => tls.is_reading(),
+            None => self.inner.is_reading(),
+        }
     }
 
     /// Sets the write buffer's high- and low-water marks. `high` defaults to 64 KiB (or
@@ -299,7 +358,18 @@ impl Transport {
 
     /// asyncio's `get_extra_info(name)`: `"peername"`, `"sockname"`, `"socket"` (for sockets)
     /// and `"pipe"` (for pipes); `None` for any other name or when the value is unknown.
+    ///
+    /// A TLS connection adds `"peercert"` (the DER of the peer's certificate, if it sent one),
+    /// `"cipher"` (asyncio's tuple: suite, protocol version, secret bits), `"compression"`
+    /// (always `None`: TLS compression is not done), `"sslcontext"` (the [`TlsConfig`]),
+    /// `"ssl_object"` (a [`TlsSession`] snapshot) and `"alpn_protocol"` (the protocol ALPN
+    /// agreed on; asyncio users ask the `ssl_object` for it).
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        if let Some(tls) = &self.tls {
+            if let Some(info) = tls.extra_info(name) {
+                return Some(info);
+            }
+        }
         match name {
             "peername" => self.peername().map(ExtraInfo::Addr),
             "sockname" => self.sockname().map(ExtraInfo::Addr),
@@ -317,6 +387,16 @@ impl Transport {
     /// Whether `self` and `other` are the same transport.
     pub fn ptr_eq(&self, other: &Transport) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)
+            && match (&self.tls, &other.tls) {
+                (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    /// Whether this is a TLS connection.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 }
 
@@ -327,10 +407,27 @@ pub enum ExtraInfo {
     Addr(SockAddr),
     /// A file descriptor, owned by the transport: `socket`, `pipe`.
     Fd(RawFd),
+    /// `peercert`: the peer's end-entity certificate, DER-encoded.
+    PeerCert(Vec<u8>),
+    /// `cipher`: the suite's name, the protocol version (`"TLSv1.3"`) and the secret bits,
+    /// as asyncio's tuple.
+    Cipher(String, String, u32),
+    /// `sslcontext`: the configuration the connection was made with.
+    TlsConfig(TlsConfig),
+    /// `ssl_object`: what the session negotiated.
+    TlsSession(TlsSession),
+    /// `alpn_protocol`: the application protocol ALPN agreed on.
+    Alpn(Vec<u8>),
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.describe().fmt(f)
+        match &self.tls {
+            Some(_) => f
+                .debug_tuple("TlsTransport")
+                .field(&self.inner.describe())
+                .finish(),
+            None => self.inner.describe().fmt(f),
+        }
     }
 }
