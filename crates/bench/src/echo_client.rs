@@ -24,8 +24,7 @@ pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(5);
 /// How long one `epoll_wait` may sleep, so that the clock is looked at regularly.
 const WAIT_MS: i32 = 100;
 
-/// The largest read the client does at once: 64 KiB, as the servers' reads (on loopback,
-/// 100 KiB reads measured slower than 64 KiB ones; see the `epoll` server's buffer).
+/// The largest read the client does at once: 64 KiB, the same against every subject.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// One load run's shape.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use evloop_sched::EventLoop;
 use socket2::{SockAddr, Socket};
 
-use crate::readiness::{Readiness, Side};
+use crate::readiness::{Guard, Readiness, Side};
 
 /// The future of [`sock_accept`](crate::LoopSockExt::sock_accept): the accepted socket,
 /// already non-blocking and close-on-exec, and the peer's address.
@@ -22,7 +22,7 @@ pub struct SockAccept<'a> {
 impl<'a> SockAccept<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket) -> SockAccept<'a> {
         SockAccept {
-            io: Readiness::new(lp, sock, Side::Read, "sock_accept"),
+            io: Readiness::new(lp, sock, Side::Read, "sock_accept", Guard::EveryTry),
             sock,
         }
     }
@@ -34,11 +34,9 @@ impl Future for SockAccept<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let sock = this.sock;
+        // Non-blocking and close-on-exec in the one syscall.
         this.io.poll_io(cx, sock, || {
-            // socket2 uses accept4 with SOCK_CLOEXEC where the platform has it.
-            let (conn, addr) = sock.accept()?;
-            conn.set_nonblocking(true)?;
-            Ok((conn, addr))
+            sock.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
         })
     }
 }

@@ -11,7 +11,7 @@ use evloop_exec::{AddrInfo, AddrInfoHints, LoopExecExt, Resolve};
 use evloop_sched::EventLoop;
 use socket2::{SockAddr, Socket};
 
-use crate::readiness::{Readiness, Side};
+use crate::readiness::{Guard, Readiness, Side};
 
 /// Where the connection goes, and how far the resolution got.
 enum Target {
@@ -38,7 +38,7 @@ pub struct SockConnect<'a> {
 impl<'a> SockConnect<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, addr: SockAddr) -> SockConnect<'a> {
         SockConnect {
-            io: Readiness::new(lp, sock, Side::Write, "sock_connect"),
+            io: Readiness::new(lp, sock, Side::Write, "sock_connect", Guard::FirstTry),
             sock,
             target: Target::Addr(addr),
             called: false,
@@ -58,7 +58,7 @@ impl<'a> SockConnect<'a> {
             Err(err) => Target::Failed(Some(err)),
         };
         SockConnect {
-            io: Readiness::new(lp, sock, Side::Write, "sock_connect"),
+            io: Readiness::new(lp, sock, Side::Write, "sock_connect", Guard::FirstTry),
             sock,
             target,
             called: false,

@@ -26,8 +26,14 @@ mod sealed {
 /// # Errors
 ///
 /// Every future fails with:
-/// - `InvalidInput` "the socket must be non-blocking" for a blocking socket. asyncio checks
-///   this only in debug mode; evloop always does (one `fcntl` per operation);
+/// - `InvalidInput` "the socket must be non-blocking" for a blocking socket, which never
+///   blocks the loop. asyncio checks this only in debug mode (and a blocking socket blocks
+///   its loop otherwise); evloop always does, and reads the socket's mode only where it must:
+///   `sock_accept` before each `accept`, `sock_connect` before it starts; the receives and
+///   sends pass `MSG_DONTWAIT`, so they cannot block whatever the mode, and read it only when
+///   they cannot complete at the first try (before each wait, and on failure). So a blocking
+///   socket is refused the first time such an operation would have to wait, and an operation
+///   that completes at once has done what it would have done on a non-blocking socket;
 /// - `ResourceBusy` if another operation on the same side of the same socket (a receive or
 ///   accept; a send or connect) is pending on this loop. asyncio silently replaces the first
 ///   operation's reader, which then never completes; evloop refuses the second one instead.

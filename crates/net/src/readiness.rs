@@ -10,6 +10,14 @@
 //! - The reader or writer callback only wakes the stored waker; the syscall always runs in
 //!   `poll`, so a dropped (cancelled) operation has consumed nothing.
 //! - Dropping a pending operation removes its reader or writer and releases its side.
+//! - A blocking socket is refused with `InvalidInput` without ever blocking the loop, at the
+//!   cost of one `fcntl(F_GETFL)` only where it cannot be avoided ([`Guard`]): the receives and
+//!   sends pass `MSG_DONTWAIT`, so their syscall cannot block whatever the socket's mode, and
+//!   the mode is read only when the operation does not complete at its first try (it is about
+//!   to wait, which costs two `epoll_ctl` and an `epoll_wait` anyway, or it failed); `accept`
+//!   and `connect` have no such flag, so the mode is read before the syscall. There is no cache
+//!   of the modes seen: an fd number is reused as soon as it is closed, and nothing short of a
+//!   syscall tells a new socket from the old one under the same number.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -29,6 +37,34 @@ pub(crate) enum Side {
     Read,
     /// Writable: sends and connects.
     Write,
+}
+
+/// When an operation reads its socket's mode to refuse a blocking socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// Before the first syscall only: `connect`, whose later steps (`SO_ERROR`, the peer's
+    /// address) cannot block.
+    FirstTry,
+    /// Before every syscall: `accept`, which has no per-call non-blocking flag.
+    EveryTry,
+    /// Whenever the syscall did not complete the operation (it would block or failed): the
+    /// receives and sends, whose syscall passes `MSG_DONTWAIT` and so never blocks. A blocking
+    /// socket is refused the first time an operation on it would have to wait (where it would
+    /// otherwise block the loop) or fails; an operation that completes at its first try has
+    /// done exactly what it would have done on a non-blocking socket.
+    NotAtOnce,
+}
+
+/// `InvalidInput` "the socket must be non-blocking" for a blocking socket.
+fn refuse_blocking(sock: &Socket) -> io::Result<()> {
+    if sock.nonblocking()? {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket must be non-blocking",
+        ))
+    }
 }
 
 /// The fds with a pending sock_* operation on this loop, per side.
@@ -54,6 +90,8 @@ pub(crate) struct Readiness {
     side: Side,
     /// The operation's name, for error messages ("sock_recv").
     op: &'static str,
+    /// When the socket's mode is read.
+    guard: Guard,
     /// Whether the first poll's checks ran.
     started: bool,
     /// The waker the reader/writer callback wakes; `Some` while registered with the loop.
@@ -61,25 +99,29 @@ pub(crate) struct Readiness {
 }
 
 impl Readiness {
-    pub(crate) fn new(lp: &EventLoop, sock: &Socket, side: Side, op: &'static str) -> Readiness {
+    pub(crate) fn new(
+        lp: &EventLoop,
+        sock: &Socket,
+        side: Side,
+        op: &'static str,
+        guard: Guard,
+    ) -> Readiness {
         Readiness {
             lp: lp.clone(),
             fd: sock.as_raw_fd(),
             side,
             op,
+            guard,
             started: false,
             waker: None,
         }
     }
 
-    /// The first poll's checks: the socket is non-blocking and no other operation owns this
-    /// side of its fd.
+    /// The first poll's checks: no other operation owns this side of the fd, and, for
+    /// [`Guard::FirstTry`], the socket is non-blocking.
     fn start(&mut self, sock: &Socket) -> io::Result<()> {
-        if !sock.nonblocking()? {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the socket must be non-blocking",
-            ));
+        if self.guard == Guard::FirstTry {
+            refuse_blocking(sock)?;
         }
         let pending = self.lp.local::<PendingOps>();
         if pending.set(self.side).borrow().contains(&self.fd) {
@@ -113,22 +155,37 @@ impl Readiness {
             }
         }
         loop {
-            match op() {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    return match self.wait(cx) {
-                        Ok(()) => Poll::Pending,
-                        Err(err) => {
-                            self.finish();
-                            Poll::Ready(Err(err))
-                        }
-                    };
+            if self.guard == Guard::EveryTry {
+                if let Err(err) = refuse_blocking(sock) {
+                    self.finish();
+                    return Poll::Ready(Err(err));
                 }
+            }
+            let err = match op() {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => err,
                 done => {
                     self.finish();
                     return Poll::Ready(done);
                 }
+            };
+            if self.guard == Guard::NotAtOnce {
+                if let Err(refused) = refuse_blocking(sock) {
+                    self.finish();
+                    return Poll::Ready(Err(refused));
+                }
             }
+            if err.kind() != io::ErrorKind::WouldBlock {
+                self.finish();
+                return Poll::Ready(Err(err));
+            }
+            return match self.wait(cx) {
+                Ok(()) => Poll::Pending,
+                Err(err) => {
+                    self.finish();
+                    Poll::Ready(Err(err))
+                }
+            };
         }
     }
 

@@ -6,10 +6,13 @@
 //! - A caller's `nbytes` is a limit, never an allocation: the buffer is sized at each attempt
 //!   to what one `recv` can return ([`recv_capacity`]), so `sock_recv(usize::MAX)` is as safe
 //!   as `sock_recv(1024)`. A datagram is never truncated below `nbytes` by this sizing.
+//! - Every receive passes `MSG_DONTWAIT` ([`DONTWAIT`]): it cannot block the loop even on a
+//!   socket that is (or was made, while the operation waited) blocking; see
+//!   [`Guard::NotAtOnce`].
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Read};
+use std::io;
 use std::mem::{self, MaybeUninit};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -18,7 +21,10 @@ use std::task::{Context, Poll};
 use evloop_sched::EventLoop;
 use socket2::{SockAddr, Socket};
 
-use crate::readiness::{Readiness, Side};
+use crate::readiness::{Guard, Readiness, Side};
+
+/// The flags of every receive: never block, whatever the socket's mode.
+const DONTWAIT: libc::c_int = libc::MSG_DONTWAIT;
 
 /// The future of [`sock_recv`](crate::LoopSockExt::sock_recv): up to `nbytes` bytes, empty at
 /// end of stream.
@@ -36,7 +42,7 @@ pub struct SockRecv<'a> {
 impl<'a> SockRecv<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, nbytes: usize) -> SockRecv<'a> {
         SockRecv {
-            io: Readiness::new(lp, sock, Side::Read, "sock_recv"),
+            io: Readiness::new(lp, sock, Side::Read, "sock_recv", Guard::NotAtOnce),
             sock,
             nbytes,
             buf: Vec::new(),
@@ -91,7 +97,7 @@ impl Future for SockRecv<'_> {
         this.io
             .poll_io(cx, sock, || {
                 prepare(buf, sock, nbytes);
-                let n = sock.recv(spare(buf, nbytes))?;
+                let n = sock.recv_with_flags(spare(buf, nbytes), DONTWAIT)?;
                 // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, and
                 // `n` is at most its length.
                 unsafe { buf.set_len(n) };
@@ -122,7 +128,7 @@ pub struct SockRecvInto<'a> {
 impl<'a> SockRecvInto<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, buf: &'a mut [u8]) -> SockRecvInto<'a> {
         SockRecvInto {
-            io: Readiness::new(lp, sock, Side::Read, "sock_recv_into"),
+            io: Readiness::new(lp, sock, Side::Read, "sock_recv_into", Guard::NotAtOnce),
             sock,
             buf,
         }
@@ -134,8 +140,13 @@ impl Future for SockRecvInto<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (mut sock, buf) = (this.sock, &mut *this.buf);
-        this.io.poll_io(cx, sock, || sock.read(buf))
+        let (sock, buf) = (this.sock, &mut *this.buf);
+        this.io.poll_io(cx, sock, || {
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv` only ever writes
+            // initialised bytes into the buffer, so it stays a valid `[u8]`.
+            let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+            sock.recv_with_flags(uninit, DONTWAIT)
+        })
     }
 }
 
@@ -163,7 +174,7 @@ pub struct SockRecvfrom<'a> {
 impl<'a> SockRecvfrom<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, nbytes: usize) -> SockRecvfrom<'a> {
         SockRecvfrom {
-            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom"),
+            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom", Guard::NotAtOnce),
             sock,
             nbytes,
             buf: Vec::new(),
@@ -180,7 +191,7 @@ impl Future for SockRecvfrom<'_> {
         this.io
             .poll_io(cx, sock, || {
                 prepare(buf, sock, nbytes);
-                let (n, addr) = sock.recv_from(spare(buf, nbytes))?;
+                let (n, addr) = sock.recv_from_with_flags(spare(buf, nbytes), DONTWAIT)?;
                 // SAFETY: `recv_from` initialised the first `n` bytes of the spare capacity,
                 // and `n` is at most its length.
                 unsafe { buf.set_len(n) };
@@ -211,7 +222,7 @@ pub struct SockRecvfromInto<'a> {
 impl<'a> SockRecvfromInto<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, buf: &'a mut [u8]) -> SockRecvfromInto<'a> {
         SockRecvfromInto {
-            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom_into"),
+            io: Readiness::new(lp, sock, Side::Read, "sock_recvfrom_into", Guard::NotAtOnce),
             sock,
             buf,
         }
@@ -228,7 +239,7 @@ impl Future for SockRecvfromInto<'_> {
             // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv_from` only ever
             // writes initialised bytes into the buffer, so it stays a valid `[u8]`.
             let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-            sock.recv_from(uninit)
+            sock.recv_from_with_flags(uninit, DONTWAIT)
         })
     }
 }

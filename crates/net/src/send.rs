@@ -9,7 +9,12 @@ use std::task::{Context, Poll};
 use evloop_sched::EventLoop;
 use socket2::{SockAddr, Socket};
 
-use crate::readiness::{Readiness, Side};
+use crate::readiness::{Guard, Readiness, Side};
+
+/// The flags of every send: never block, whatever the socket's mode (see
+/// [`Guard::NotAtOnce`]), and a closed peer is `EPIPE`, never `SIGPIPE` (socket2 adds no flag
+/// of its own, and a program may have `SIGPIPE` at its default, fatal disposition).
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 
 /// The future of [`sock_sendall`](crate::LoopSockExt::sock_sendall): done once every byte was
 /// handed to the kernel.
@@ -24,7 +29,7 @@ pub struct SockSendall<'a> {
 impl<'a> SockSendall<'a> {
     pub(crate) fn new(lp: &EventLoop, sock: &'a Socket, data: &'a [u8]) -> SockSendall<'a> {
         SockSendall {
-            io: Readiness::new(lp, sock, Side::Write, "sock_sendall"),
+            io: Readiness::new(lp, sock, Side::Write, "sock_sendall", Guard::NotAtOnce),
             sock,
             data,
             sent: 0,
@@ -46,8 +51,7 @@ impl Future for SockSendall<'_> {
         let (sock, data, sent) = (this.sock, this.data, &mut this.sent);
         this.io.poll_io(cx, sock, || {
             while *sent < data.len() {
-                // socket2's `send` passes MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE.
-                *sent += sock.send(&data[*sent..])?;
+                *sent += sock.send_with_flags(&data[*sent..], SEND_FLAGS)?;
             }
             Ok(())
         })
@@ -82,7 +86,7 @@ impl<'a> SockSendto<'a> {
         addr: &'a SockAddr,
     ) -> SockSendto<'a> {
         SockSendto {
-            io: Readiness::new(lp, sock, Side::Write, "sock_sendto"),
+            io: Readiness::new(lp, sock, Side::Write, "sock_sendto", Guard::NotAtOnce),
             sock,
             data,
             addr,
@@ -96,7 +100,8 @@ impl Future for SockSendto<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let (sock, data, addr) = (this.sock, this.data, this.addr);
-        this.io.poll_io(cx, sock, || sock.send_to(data, addr))
+        this.io
+            .poll_io(cx, sock, || sock.send_to_with_flags(data, addr, SEND_FLAGS))
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use evloop_net::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 use evloop_sched::EventLoop;
 use evloop_task::{LoopFuture, LoopTaskExt};
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -87,13 +87,15 @@ fn sock_with_any_other_option_is_refused_and_the_option_named() -> TestResult {
     let lp = EventLoop::new()?;
     let addr: SocketAddr = "127.0.0.1:0".parse()?;
     type AddOption = fn(DatagramOptions) -> DatagramOptions;
-    let with: [(&str, AddOption); 6] = [
+    let with: [(&str, AddOption); 8] = [
         ("local_addr", |o| o.local_addr("127.0.0.1", 0)),
         ("local_addr", |o| {
             o.local_socket_addr("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()))
         }),
         ("remote_addr", |o| o.remote_addr("127.0.0.1", 9)),
         ("family", |o| o.family(Domain::IPV4)),
+        ("proto", |o| o.proto(Protocol::UDP)),
+        ("flags", |o| o.flags(libc::AI_NUMERICHOST)),
         ("reuse_port", |o| o.reuse_port(true)),
         ("allow_broadcast", |o| o.allow_broadcast(true)),
     ];
@@ -247,5 +249,86 @@ fn a_family_alone_makes_an_unbound_endpoint_that_can_send() -> TestResult {
     let mut buf = [0; 16];
     let n = peer.recv(&mut buf)?;
     assert_eq!(&buf[..n], b"unbound");
+    Ok(())
+}
+
+/// CPython: `Lib/asyncio/base_events.py`, `create_datagram_endpoint`: `proto` and `flags` go to
+/// `_ensure_resolved` (`getaddrinfo`), and `proto` to the socket.
+#[test]
+fn proto_and_flags_reach_the_resolver_and_the_socket() -> TestResult {
+    let lp = EventLoop::new()?;
+    // AI_NUMERICHOST forbids looking a name up: the resolver refuses "localhost".
+    let numeric_only = DatagramOptions::new()
+        .local_addr("localhost", 0)
+        .family(Domain::IPV4)
+        .flags(libc::AI_NUMERICHOST);
+    let err = create(&lp, numeric_only)
+        .err()
+        .ok_or("a host name was resolved under AI_NUMERICHOST")?;
+    assert_ne!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    // Without the flag the same name resolves.
+    let named = DatagramOptions::new()
+        .local_addr("localhost", 0)
+        .family(Domain::IPV4);
+    create(&lp, named)?.0.close();
+    // A stream protocol for a datagram socket: nothing matches (the resolver's error).
+    let tcp = DatagramOptions::new()
+        .local_addr("localhost", 0)
+        .family(Domain::IPV4)
+        .proto(Protocol::TCP);
+    assert!(
+        create(&lp, tcp).is_err(),
+        "TCP addresses for a datagram socket"
+    );
+    // UDP, given explicitly, is the socket's protocol.
+    let udp = DatagramOptions::new()
+        .local_addr("127.0.0.1", 0)
+        .proto(Protocol::UDP);
+    let (transport, _) = create(&lp, udp)?;
+    let proto = transport.with_socket(|s| s.protocol().ok().flatten());
+    assert_eq!(proto, Some(Some(Protocol::UDP)));
+    transport.close();
+    lp.close()?;
+    Ok(())
+}
+
+/// CPython: `test_events.py::EventLoopTestsMixin::_test_create_datagram_endpoint` ("extra info
+/// is available"), and `selector_events.py::_SelectorTransport.__init__` (`socket`,
+/// `sockname`, `peername`).
+#[test]
+fn get_extra_info_gives_peername_sockname_and_socket() -> TestResult {
+    use evloop_net::ExtraInfo;
+    use std::os::fd::AsRawFd;
+
+    let lp = EventLoop::new()?;
+    let peer = UdpSocket::bind("127.0.0.1:0")?;
+    let options = DatagramOptions::new().remote_socket_addr(peer.local_addr()?);
+    let (transport, _) = create(&lp, options)?;
+    let Some(ExtraInfo::Addr(peername)) = transport.get_extra_info("peername") else {
+        return Err("no peername on a connected endpoint".into());
+    };
+    assert_eq!(peername.as_socket(), Some(peer.local_addr()?));
+    let Some(ExtraInfo::Addr(sockname)) = transport.get_extra_info("sockname") else {
+        return Err("no sockname".into());
+    };
+    let Some(ExtraInfo::Fd(fd)) = transport.get_extra_info("socket") else {
+        return Err("no socket".into());
+    };
+    // The fd is the endpoint's socket, and its address the sockname.
+    assert_eq!(transport.with_socket(|s| s.as_raw_fd()), Some(fd));
+    let bound = transport.with_socket(|s| s.local_addr().ok().and_then(|a| a.as_socket()));
+    assert_eq!(bound.flatten(), sockname.as_socket());
+    assert!(transport.get_extra_info("nonsense").is_none());
+    // Unconnected: no peername.
+    let (server, _) = create(&lp, DatagramOptions::new().local_addr("127.0.0.1", 0))?;
+    assert!(server.get_extra_info("peername").is_none());
+    assert!(server.get_extra_info("sockname").is_some());
+    // Closed: the socket is gone, the addresses stay (as asyncio's `_extra`).
+    transport.close();
+    lp.run_until_complete(evloop_task::sleep(Duration::ZERO))??;
+    assert!(transport.get_extra_info("socket").is_none());
+    assert!(transport.get_extra_info("sockname").is_some());
+    server.close();
+    lp.close()?;
     Ok(())
 }

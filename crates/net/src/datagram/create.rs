@@ -96,14 +96,21 @@ async fn open(lp: &EventLoop, plan: Plan) -> io::Result<(Socket, Option<SockAddr
             local,
             remote,
             family,
+            flags,
             setup,
         } => {
+            let hints = AddrInfoHints {
+                family: family.map_or(0, Into::into),
+                socktype: libc::SOCK_DGRAM,
+                protocol: setup.proto.map_or(0, Into::into),
+                flags,
+            };
             let local = match &local {
-                Some(w) => Some(resolve(lp, w, family).await?),
+                Some(w) => Some(resolve(lp, w, hints).await?),
                 None => None,
             };
             let remote = match &remote {
-                Some(w) => Some(resolve(lp, w, family).await?),
+                Some(w) => Some(resolve(lp, w, hints).await?),
                 None => None,
             };
             let mut first_err = None;
@@ -123,7 +130,7 @@ async fn open(lp: &EventLoop, plan: Plan) -> io::Result<(Socket, Option<SockAddr
 
 /// A fresh non-blocking datagram socket of `family`, with the requested options.
 fn new_socket(family: Domain, setup: Setup) -> io::Result<Socket> {
-    let sock = Socket::new(family, Type::DGRAM, None)?;
+    let sock = Socket::new(family, Type::DGRAM, setup.proto)?;
     if setup.reuse_port {
         sock.set_reuse_port(true)?;
     }
@@ -156,16 +163,12 @@ async fn open_inet(
     Ok(sock)
 }
 
-/// The addresses `w` stands for, in the resolver's order.
-async fn resolve(lp: &EventLoop, w: &Where, family: Option<Domain>) -> io::Result<Vec<SocketAddr>> {
+/// The addresses `w` stands for, in the resolver's order; a host name is resolved with
+/// `hints` (asyncio's `family`, `SOCK_DGRAM`, `proto` and `flags`).
+async fn resolve(lp: &EventLoop, w: &Where, hints: AddrInfoHints) -> io::Result<Vec<SocketAddr>> {
     match w {
         Where::Inet(addr) => Ok(vec![*addr]),
         Where::Host(host, port) => {
-            let hints = AddrInfoHints {
-                family: family.map_or(0, Into::into),
-                socktype: libc::SOCK_DGRAM,
-                ..AddrInfoHints::default()
-            };
             let found = lp
                 .getaddrinfo(Some(host), Some(&port.to_string()), hints)
                 .await?;

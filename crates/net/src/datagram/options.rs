@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use std::io;
 
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// An address as given to [`DatagramOptions`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ impl Where {
 ///   the local path by an earlier endpoint is removed before binding.
 /// - [`family`](DatagramOptions::family) restricts resolution to one family; alone, it makes
 ///   an unbound endpoint of that family.
+/// - [`proto`](DatagramOptions::proto) and [`flags`](DatagramOptions::flags) go to
+///   `getaddrinfo` with the family (and `proto` to the socket), as asyncio passes them.
 /// - [`reuse_port`](DatagramOptions::reuse_port) sets `SO_REUSEPORT`;
 ///   [`allow_broadcast`](DatagramOptions::allow_broadcast) sets `SO_BROADCAST`, and then the
 ///   remote address is only the default destination: the socket is not connected (as in
@@ -88,6 +90,8 @@ pub struct DatagramOptions {
     pub(super) local: Option<Where>,
     pub(super) remote: Option<Where>,
     pub(super) family: Option<Domain>,
+    pub(super) proto: Option<Protocol>,
+    pub(super) flags: i32,
     pub(super) reuse_port: bool,
     pub(super) allow_broadcast: bool,
     pub(super) sock: Option<Socket>,
@@ -142,6 +146,20 @@ impl DatagramOptions {
         self
     }
 
+    /// The protocol of the socket, and of the addresses asked of the resolver (asyncio's
+    /// `proto`); by default the family's datagram protocol (UDP).
+    pub fn proto(mut self, proto: Protocol) -> DatagramOptions {
+        self.proto = Some(proto);
+        self
+    }
+
+    /// `getaddrinfo` flags (`libc::AI_*`) for resolving `local_addr` and `remote_addr`
+    /// (asyncio's `flags`); by default none. A bad flag is the resolver's error.
+    pub fn flags(mut self, flags: i32) -> DatagramOptions {
+        self.flags = flags;
+        self
+    }
+
     /// Sets `SO_REUSEPORT`, so that several sockets can bind the same address.
     pub fn reuse_port(mut self, enable: bool) -> DatagramOptions {
         self.reuse_port = enable;
@@ -170,12 +188,15 @@ impl DatagramOptions {
                     ("local_addr", self.local.is_some()),
                     ("remote_addr", self.remote.is_some()),
                     ("family", self.family.is_some()),
+                    ("proto", self.proto.is_some()),
+                    ("flags", self.flags != 0),
                     ("reuse_port", self.reuse_port),
                     ("allow_broadcast", self.allow_broadcast),
                 ],
             );
         }
         let setup = Setup {
+            proto: self.proto,
             reuse_port: self.reuse_port,
             allow_broadcast: self.allow_broadcast,
         };
@@ -238,6 +259,7 @@ impl DatagramOptions {
             local,
             remote,
             family: self.family,
+            flags: self.flags,
             setup,
         })
     }
@@ -249,6 +271,8 @@ impl fmt::Debug for DatagramOptions {
             .field("local", &self.local)
             .field("remote", &self.remote)
             .field("family", &self.family.map(family_name))
+            .field("proto", &self.proto)
+            .field("flags", &self.flags)
             .field("reuse_port", &self.reuse_port)
             .field("allow_broadcast", &self.allow_broadcast)
             .field("sock", &self.sock)
@@ -259,6 +283,8 @@ impl fmt::Debug for DatagramOptions {
 /// The socket options to set on a socket the endpoint creates.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Setup {
+    /// The socket's protocol; `None` is the family's default.
+    pub(super) proto: Option<Protocol>,
     pub(super) reuse_port: bool,
     pub(super) allow_broadcast: bool,
 }
@@ -280,6 +306,8 @@ pub(super) enum Plan {
         local: Option<Where>,
         remote: Option<Where>,
         family: Option<Domain>,
+        /// `getaddrinfo` flags for the host names.
+        flags: i32,
         setup: Setup,
     },
 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use evloop_sched::EventLoop;
@@ -11,6 +12,7 @@ use socket2::{SockAddr, SockRef, Socket};
 
 use super::DatagramProtocol;
 use super::endpoint::{Endpoint, LOG_THRESHOLD_FOR_DROPPED_SENDS};
+use crate::ExtraInfo;
 use crate::limits::water_marks;
 use evloop_sched::log_report;
 use log::Level;
@@ -231,6 +233,40 @@ impl DatagramTransport {
     /// The socket's own address (`get_extra_info('sockname')`).
     pub fn sockname(&self) -> Option<SockAddr> {
         self.ep.sockname.clone()
+    }
+
+    /// asyncio's `get_extra_info(name)`: `"peername"` (a connected endpoint's peer),
+    /// `"sockname"` and `"socket"` (the fd, owned by the transport; `None` once it is
+    /// closed); `None` for any other name or when the value is unknown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_net::{DatagramOptions, DatagramProtocol, ExtraInfo, LoopDatagramExt};
+    /// use evloop_sched::EventLoop;
+    /// use evloop_task::LoopTaskExt;
+    ///
+    /// struct Quiet;
+    /// impl DatagramProtocol for Quiet {}
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let options = DatagramOptions::new().local_addr("127.0.0.1", 0);
+    /// let (transport, _) = lp.run_until_complete(lp.create_datagram_endpoint(|| Quiet, options))??;
+    /// let Some(ExtraInfo::Addr(addr)) = transport.get_extra_info("sockname") else {
+    ///     panic!("a bound endpoint has a sockname");
+    /// };
+    /// assert!(addr.as_socket().is_some_and(|a| a.ip().is_loopback()));
+    /// assert!(transport.get_extra_info("peername").is_none(), "not connected");
+    /// assert!(matches!(transport.get_extra_info("socket"), Some(ExtraInfo::Fd(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "peername" => self.peername().map(ExtraInfo::Addr),
+            "sockname" => self.sockname().map(ExtraInfo::Addr),
+            "socket" => self.ep.socket().map(|sock| ExtraInfo::Fd(sock.as_raw_fd())),
+            _ => None,
+        }
     }
 
     /// Runs `f` with the socket (`get_extra_info('socket')`), for options this API does not

@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop_exec::AddrInfo;
+use evloop_exec::{AddrInfo, AddrInfoHints};
 use evloop_sched::EventLoop;
 use socket2::Socket;
 
@@ -39,6 +39,8 @@ pub(crate) fn open_connection(
             host,
             port,
             family,
+            proto,
+            flags,
             local_addr,
             happy_eyeballs_delay,
             interleave: first_family_count,
@@ -62,7 +64,10 @@ pub(crate) fn open_connection(
                 "host and port was not specified and no sock specified",
             ));
         }
-        let hints = stream_hints(family, 0);
+        let hints = AddrInfoHints {
+            protocol: proto.map_or(0, i32::from),
+            ..stream_hints(family, flags)
+        };
         let mut remote = resolve(&lp, host.as_deref(), port, hints).await?;
         let local = match local_addr {
             Some((host, port)) => Some(resolve(&lp, Some(&host), Some(port), hints).await?),

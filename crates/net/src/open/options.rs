@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
-use socket2::{Domain, Socket};
+use socket2::{Domain, Protocol, Socket};
 
 use crate::tls::{TlsConfig, TlsSetup, checked_setup};
 
@@ -41,6 +41,8 @@ pub struct ConnectOptions {
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
     pub(crate) family: Option<Domain>,
+    pub(crate) proto: Option<Protocol>,
+    pub(crate) flags: i32,
     pub(crate) local_addr: Option<(String, u16)>,
     pub(crate) happy_eyeballs_delay: Option<Duration>,
     pub(crate) interleave: Option<usize>,
@@ -76,6 +78,22 @@ impl ConnectOptions {
     #[must_use]
     pub fn family(mut self, family: Domain) -> ConnectOptions {
         self.family = Some(family);
+        self
+    }
+
+    /// Only addresses of this protocol (asyncio's `proto`, given to `getaddrinfo` for the
+    /// remote and local addresses); by default any stream protocol (TCP).
+    #[must_use]
+    pub fn proto(mut self, proto: Protocol) -> ConnectOptions {
+        self.proto = Some(proto);
+        self
+    }
+
+    /// `getaddrinfo` flags (`libc::AI_*`) for resolving the remote and local addresses
+    /// (asyncio's `flags`); by default none. A bad flag is the resolver's error.
+    #[must_use]
+    pub fn flags(mut self, flags: i32) -> ConnectOptions {
+        self.flags = flags;
         self
     }
 
