@@ -14,6 +14,8 @@
 //! - The GIL is held whenever Python code or a Python object is touched; it is released only
 //!   inside a poll that may sleep ([`ReleaseGil`]).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +49,11 @@ fn to_py(err: Error) -> PyErr {
 #[pyclass(frozen, subclass, module = "evloop._core", name = "LoopCore")]
 pub(crate) struct LoopCore {
     lp: OnThread<EventLoop>,
+    /// The handle of each fd's reader and writer, as asyncio's selector keeps them: replacing
+    /// or removing a watch cancels its handle, so that the clean-up a `sock_*` call left for
+    /// its own watch (`_sock_read_done`, which checks `handle.cancelled()`) never removes the
+    /// watch of a later call on the same fd.
+    handles: OnThread<RefCell<HashMap<RawFd, [Option<Py<Handle>>; 2]>>>,
     remote: RemoteLoop,
     debug: AtomicBool,
 }
@@ -54,8 +61,15 @@ pub(crate) struct LoopCore {
 /// Which side of an fd a watch is for.
 #[derive(Clone, Copy)]
 enum Side {
-    Reader,
-    Writer,
+    Reader = 0,
+    Writer = 1,
+}
+
+/// Cancels a handle that no longer watches its fd.
+fn cancel_handle(py: Python<'_>, handle: Option<Py<Handle>>) {
+    if let Some(handle) = handle {
+        handle.bind(py).borrow_mut().cancel_watch();
+    }
 }
 
 impl LoopCore {
@@ -101,12 +115,25 @@ impl LoopCore {
             Side::Writer => lp.add_writer(fd, on_ready),
         };
         added.map_err(PyErr::from)?;
+        let old = slf.get().handles.get()?.borrow_mut().entry(fd).or_default()[side as usize]
+            .replace(handle.clone_ref(py));
+        cancel_handle(py, old);
         Ok(handle)
     }
 
     fn unwatch(slf: &Bound<'_, Self>, side: Side, fileobj: &Bound<'_, PyAny>) -> PyResult<bool> {
         let fd = fileobj_to_fd(fileobj)?;
-        let lp = slf.get().lp.get()?;
+        let core = slf.get();
+        let lp = core.lp.get()?;
+        let old = {
+            let mut handles = core.handles.get()?.borrow_mut();
+            let old = handles.get_mut(&fd).and_then(|pair| pair[side as usize].take());
+            if handles.get(&fd).is_some_and(|pair| pair.iter().all(Option::is_none)) {
+                handles.remove(&fd);
+            }
+            old
+        };
+        cancel_handle(slf.py(), old);
         Ok(match side {
             Side::Reader => lp.remove_reader(fd),
             Side::Writer => lp.remove_writer(fd),
@@ -169,6 +196,7 @@ impl LoopCore {
         Ok(LoopCore {
             remote: lp.remote(),
             lp: OnThread::new(lp),
+            handles: OnThread::new(RefCell::new(HashMap::new())),
             debug: AtomicBool::new(false),
         })
     }
@@ -286,6 +314,10 @@ impl LoopCore {
             if !lp.is_closed() {
                 lp.close().map_err(to_py)?;
             }
+        }
+        if let Some(handles) = self.handles.try_get() {
+            let all = std::mem::take(&mut *handles.borrow_mut());
+            drop(all);
         }
         Ok(())
     }

@@ -54,6 +54,11 @@ impl Handle {
         self.cancelled
     }
 
+    /// Cancels a watch's handle when the watch is replaced or removed.
+    pub(crate) fn cancel_watch(&mut self) {
+        self.cancel_inner();
+    }
+
     fn cancel_inner(&mut self) {
         if !self.cancelled {
             self.cancelled = true;
