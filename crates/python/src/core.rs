@@ -18,7 +18,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use evloop_sched::{Error, EventLoop, RemoteLoop};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
@@ -55,7 +56,28 @@ pub(crate) struct LoopCore {
     /// watch of a later call on the same fd.
     handles: OnThread<RefCell<HashMap<RawFd, [Option<Py<Handle>>; 2]>>>,
     remote: RemoteLoop,
+    /// Callbacks sent from other threads (`call_soon_threadsafe`) not yet run or dropped. While
+    /// there are any, `call_soon` on the loop's thread sends its callback the same way, behind
+    /// them: asyncio's `call_soon_threadsafe` appends to the one ready queue under the GIL, so
+    /// a callback sent from another thread before a `call_soon` runs before it.
+    remote_pending: Arc<AtomicUsize>,
     debug: AtomicBool,
+}
+
+/// Counts a callback in `remote_pending` until it runs or is dropped unrun.
+struct Pending(Arc<AtomicUsize>);
+
+impl Pending {
+    fn new(counter: &Arc<AtomicUsize>) -> Pending {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Pending(counter.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Which side of an fd a watch is for.
@@ -73,6 +95,18 @@ fn cancel_handle(py: Python<'_>, handle: Option<Py<Handle>>) {
 }
 
 impl LoopCore {
+    /// Queues `handle` through the cross-thread queue, counted in `remote_pending`.
+    fn send(core: &LoopCore, handle: Py<Handle>) -> PyResult<()> {
+        let pending = Pending::new(&core.remote_pending);
+        core.remote
+            .call_soon_threadsafe(move || {
+                let _pending = pending;
+                fire(&handle);
+            })
+            .map(drop)
+            .map_err(to_py)
+    }
+
     fn check_debug(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         if slf.get().debug.load(Ordering::Relaxed) {
             slf.call_method0("_check_thread")?;
@@ -195,6 +229,7 @@ impl LoopCore {
         lp.set_sleep_hook(Some(Rc::new(ReleaseGil::new())));
         Ok(LoopCore {
             remote: lp.remote(),
+            remote_pending: Arc::new(AtomicUsize::new(0)),
             lp: OnThread::new(lp),
             handles: OnThread::new(RefCell::new(HashMap::new())),
             debug: AtomicBool::new(false),
@@ -216,8 +251,13 @@ impl LoopCore {
         }
         Self::check_debug(slf, &callback, "call_soon")?;
         let handle = Py::new(py, Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?)?;
-        let h2 = handle.clone_ref(py);
-        lp.call_soon(move || fire(&h2)).map_err(to_py)?;
+        let core = slf.get();
+        if core.remote_pending.load(Ordering::Acquire) > 0 {
+            Self::send(core, handle.clone_ref(py))?;
+        } else {
+            let h2 = handle.clone_ref(py);
+            lp.call_soon(move || fire(&h2)).map_err(to_py)?;
+        }
         Ok(handle)
     }
 
@@ -238,8 +278,14 @@ impl LoopCore {
             slf.call_method1("_check_callback", (&callback, "call_soon_threadsafe"))?;
         }
         let handle = Py::new(py, Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?)?;
-        let h2 = handle.clone_ref(py);
-        core.remote.call_soon_threadsafe(move || fire(&h2)).map_err(to_py)?;
+        match core.lp.try_get() {
+            // On the loop's thread: the plain FIFO of call_soon.
+            Some(lp) if core.remote_pending.load(Ordering::Acquire) == 0 => {
+                let h2 = handle.clone_ref(py);
+                lp.call_soon(move || fire(&h2)).map_err(to_py)?;
+            }
+            _ => Self::send(core, handle.clone_ref(py))?,
+        }
         Ok(handle)
     }
 
@@ -330,6 +376,20 @@ impl LoopCore {
         }
     }
 
+    /// Which sides of `fd` are watched by a live handle: 1 (reading) | 2 (writing), as
+    /// `selectors.EVENT_READ | EVENT_WRITE`; 0 if none.
+    fn _core_watching(&self, py: Python<'_>, fd: RawFd) -> PyResult<u8> {
+        let handles = self.handles.get()?.borrow();
+        let Some(pair) = handles.get(&fd) else {
+            return Ok(0);
+        };
+        let live = |h: &Option<Py<Handle>>| {
+            h.as_ref()
+                .is_some_and(|h| !h.bind(py).borrow().is_cancelled())
+        };
+        Ok(u8::from(live(&pair[0])) | (u8::from(live(&pair[1])) << 1))
+    }
+
     /// asyncio's `add_reader(fd, callback, *args)`.
     #[pyo3(signature = (fd, callback, *args))]
     fn add_reader(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<()> {
@@ -374,5 +434,15 @@ impl LoopCore {
 
     fn _remove_writer(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
         Self::unwatch(slf, Side::Writer, &fd)
+    }
+}
+
+/// Called in the child after `fork()` (`os.register_at_fork`): the loop that was running on
+/// the forking thread is not running in the child, whose own loops must be able to run (asyncio
+/// forgets its running loop there too).
+#[pyfunction]
+pub(crate) fn forget_running_loop() {
+    if let Ok(lp) = evloop_sched::get_running_loop() {
+        let _ = lp.run_forever_cleanup();
     }
 }

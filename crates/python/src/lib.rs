@@ -25,6 +25,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
+    m.add_function(wrap_pyfunction!(core::forget_running_loop, m)?)?;
     handle::add_classes(m)?;
     Ok(())
 }

@@ -8,9 +8,10 @@ of this script, with
 - asyncio's default event-loop policy replaced by evloop's (``asyncio.run``,
   ``IsolatedAsyncioTestCase``, ``asyncio.new_event_loop()`` and every test that resets the
   policy then get evloop loops);
-- one concrete class added per loop-parametrised mixin of the module (``EventLoopTestsMixin``,
-  ``BaseSockTestsMixin``, ...), whose ``create_event_loop()`` returns an evloop loop, in place of
-  the module's own concrete classes (the stdlib's selector loops);
+- one concrete class per loop-parametrised mixin of the module (``EventLoopTestsMixin`` and
+  ``SubprocessTestsMixin``, ``BaseSockTestsMixin``, ``SendfileTestsBase``), whose
+  ``create_event_loop()`` returns an evloop loop, in place of the module's own concrete classes
+  (the stdlib's selector loops, one class each);
 - a count of ``evloop.Loop.run_forever`` calls, so each test is recorded as having run on our
   loop or not (most of test_asyncio tests the stdlib's internals on mock loops: those are left
   out of the figures);
@@ -29,13 +30,6 @@ import subprocess
 import sys
 import time
 
-# The mixins of test.test_asyncio that take a loop from `create_event_loop()`, per module.
-MIXINS = {
-    "test_events": ["EventLoopTestsMixin"],
-    "test_subprocess": ["SubprocessMixin"],
-    "test_sock_lowlevel": ["BaseSockTestsMixin"],
-    "test_sendfile": ["SendfileTestsBase"],
-}
 
 
 # ----- the child: one module, one test at a time ------------------------------------------
@@ -60,21 +54,19 @@ def child(module_name, skip, timeout, out_path):
     asyncio.set_event_loop_policy(evloop.EventLoopPolicy())
 
     module = importlib.import_module(f"test.test_asyncio.{module_name}")
-    mixins = [getattr(module, m) for m in MIXINS.get(module_name, []) if hasattr(module, m)]
-    if mixins:
-        from test.test_asyncio import utils as test_utils
-
-        # The module's own concrete classes run the stdlib's loops: leave them out.
-        for name, obj in list(vars(module).items()):
-            if isinstance(obj, type) and any(issubclass(obj, m) for m in mixins):
-                if obj not in mixins:
-                    delattr(module, name)
-        for mixin in mixins:
-            name = f"Evloop{mixin.__name__.replace('Mixin', '')}Tests"
-            cls = type(name, (mixin, test_utils.TestCase),
-                       {"create_event_loop": lambda self: evloop.new_event_loop(),
-                        "__module__": module.__name__})
-            setattr(module, name, cls)
+    # The loop-parametrised classes: test cases whose own `create_event_loop()` makes one of
+    # the stdlib's loops. One evloop class per distinct set of bases replaces them all.
+    families = {}
+    for name, obj in list(vars(module).items()):
+        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+                and "create_event_loop" in vars(obj)):
+            families.setdefault(obj.__bases__, obj)
+            delattr(module, name)
+    for first in families.values():
+        name = f"Evloop{first.__name__}"
+        cls = type(name, (first,), {"create_event_loop": lambda self: evloop.new_event_loop(),
+                                    "__module__": module.__name__, "__qualname__": name})
+        setattr(module, name, cls)
 
     loader = unittest.TestLoader()
     suite = loader.loadTestsFromModule(module)
@@ -141,6 +133,8 @@ def child(module_name, skip, timeout, out_path):
     unittest.TestSuite(tests).run(Result())
     write(done=module_name)
     out.close()
+    # Leave without waiting for what a failed test left behind (a process pool's workers).
+    os._exit(0)
 
 
 # ----- the parent: children, the watchdog's aftermath, the summary -------------------------

@@ -21,6 +21,7 @@ takes from asyncio's own selector loop the Python code that only needs fd watchi
 import asyncio
 import errno
 import inspect
+import selectors
 import signal
 import socket
 import sys
@@ -28,13 +29,31 @@ import threading
 import weakref
 from asyncio import base_events, coroutines, events, selector_events, unix_events
 
-from ._core import Handle, LoopCore, TimerHandle
+import os
+
+from ._core import Handle, LoopCore, TimerHandle, forget_running_loop
 
 __all__ = ("Loop", "EventLoopPolicy", "new_event_loop", "Handle", "TimerHandle")
 
 
 def _noop_signal_handler(signum, frame):
     """A Python-level handler, so that the C handler writes the signal to the wakeup fd."""
+
+
+class _WatchedFds:
+    """What asyncio's selector-transport code reads of its loop's selector: ``get_key(fd)``,
+    for ``repr(transport)`` (``read=polling``). A read-only view of the loop's fd watches."""
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+
+    def get_key(self, fileobj):
+        fd = selectors._fileobj_to_fd(fileobj)
+        loop = self._loop()
+        events = loop._core_watching(fd) if loop is not None and not loop.is_closed() else 0
+        if not events:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return selectors.SelectorKey(fileobj, fd, events, None)
 
 
 class Loop(LoopCore, base_events.BaseEventLoop):
@@ -47,6 +66,7 @@ class Loop(LoopCore, base_events.BaseEventLoop):
         self._signal_handlers = {}
         self._ssock = self._csock = None
         self._old_wakeup_fd = None
+        self._selector = _WatchedFds(self)
 
     # ----- the run ------------------------------------------------------------------------
 
@@ -85,6 +105,8 @@ class Loop(LoopCore, base_events.BaseEventLoop):
         super().close()
         self._close_self_pipe()
         self._core_close()
+        # As asyncio's selector loop, whose closed selector is gone (transports' repr reads it).
+        self._selector = None
 
     def set_debug(self, enabled):
         super().set_debug(enabled)
@@ -218,6 +240,10 @@ def _take(cls):
 
 _take(unix_events._UnixSelectorEventLoop)
 _take(selector_events.BaseSelectorEventLoop)
+
+
+# A child made by fork() inside a running loop's callback (multiprocessing) runs loops of its own.
+os.register_at_fork(after_in_child=forget_running_loop)
 
 
 def new_event_loop():
