@@ -7,7 +7,8 @@
 //! 3. The module, built by `maturin develop --release` into that environment, in its own target
 //!    directory `target/python` (the crate is a workspace of its own, see docs/architecture.md,
 //!    "The Python module").
-//! 4. `crates/python/tests/asyncio_suite.py`, which runs the modules, each test under a
+//! 4. The module's own tests, `crates/python/tests/test_evloop.py`.
+//! 5. `crates/python/tests/asyncio_suite.py`, which runs the modules, each test under a
 //!    watchdog, and prints `N passed, N failed` for the tests that ran on evloop; it fails on a
 //!    failure that is not in `crates/python/tests/known_failures.txt` (each there has a reason).
 //!
@@ -35,6 +36,8 @@ pub(crate) const CORE: &[&str] = &[
 ];
 
 const SUITE: &str = "crates/python/tests/asyncio_suite.py";
+/// The module's own tests (what test_asyncio does not pin, and its regressions), run first.
+const OWN_TESTS: &str = "crates/python/tests/test_evloop.py";
 const KNOWN: &str = "crates/python/tests/known_failures.txt";
 /// The per-test watchdog, generous for a loaded 2-core machine (the slowest core test takes
 /// about 5 s).
@@ -156,6 +159,9 @@ fn all_modules(venv: &Path) -> Result<Vec<String>> {
 }
 
 fn run_suite(venv: &Path, modules: &[String]) -> Result {
+    Cmd::new(&path_str(&venv.join("bin").join("python"))?)
+        .args([OWN_TESTS])
+        .run()?;
     let work = crate::cmd::root().join("target").join("pytest");
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let report = work.join(format!(

@@ -54,13 +54,15 @@ pub(crate) struct LoopCore {
     /// or removing a watch cancels its handle, so that the clean-up a `sock_*` call left for
     /// its own watch (`_sock_read_done`, which checks `handle.cancelled()`) never removes the
     /// watch of a later call on the same fd.
-    handles: OnThread<RefCell<HashMap<RawFd, [Option<Py<Handle>>; 2]>>>,
+    handles: OnThread<Rc<RefCell<Watches>>>,
     remote: RemoteLoop,
     /// Callbacks sent from other threads (`call_soon_threadsafe`) not yet run or dropped. While
     /// there are any, `call_soon` on the loop's thread sends its callback the same way, behind
     /// them: asyncio's `call_soon_threadsafe` appends to the one ready queue under the GIL, so
     /// a callback sent from another thread before a `call_soon` runs before it.
     remote_pending: Arc<AtomicUsize>,
+    /// `stop()` was called (on any thread) since the current run began, or before it.
+    stop_called: Arc<AtomicBool>,
     debug: AtomicBool,
 }
 
@@ -80,6 +82,9 @@ impl Drop for Pending {
     }
 }
 
+/// The handle of each watched fd's reader and writer.
+type Watches = HashMap<RawFd, [Option<Py<Handle>>; 2]>;
+
 /// Which side of an fd a watch is for.
 #[derive(Clone, Copy)]
 enum Side {
@@ -95,6 +100,25 @@ fn cancel_handle(py: Python<'_>, handle: Option<Py<Handle>>) {
 }
 
 impl LoopCore {
+    /// The run: asyncio's iterations until `stop()`.
+    ///
+    /// Each of asyncio's iterations polls I/O; evloop skips the zero-timeout poll of up to 63
+    /// iterations in a row while callbacks are ready, and a run stopped by a callback ends
+    /// after that callback's iteration without another poll. So a short run
+    /// (`run_until_complete` of a future already done, a test's `run_briefly`) could miss I/O
+    /// that asyncio's would see. The first iteration of every run therefore polls: it is
+    /// `stop(); run_forever()`, which evloop runs as exactly one iteration with a poll; then,
+    /// unless `stop()` was called before the run or during that iteration, the rest.
+    fn run_iterations(&self, lp: &EventLoop) -> Result<(), Error> {
+        let stopped_before = self.stop_called.swap(false, Ordering::AcqRel);
+        lp.stop();
+        lp.run_forever()?;
+        if stopped_before || self.stop_called.load(Ordering::Acquire) || running::is_escaping() {
+            return Ok(());
+        }
+        lp.run_forever()
+    }
+
     /// Queues `handle` through the cross-thread queue, counted in `remote_pending`.
     fn send(core: &LoopCore, handle: Py<Handle>) -> PyResult<()> {
         let pending = Pending::new(&core.remote_pending);
@@ -107,7 +131,11 @@ impl LoopCore {
             .map_err(to_py)
     }
 
-    fn check_debug(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+    fn check_debug(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        method: &str,
+    ) -> PyResult<()> {
         if slf.get().debug.load(Ordering::Relaxed) {
             slf.call_method0("_check_thread")?;
             slf.call_method1("_check_callback", (callback, method))?;
@@ -128,17 +156,31 @@ impl LoopCore {
         if lp.is_closed() {
             return Err(to_py(Error::closed()));
         }
-        let handle = Py::new(py, Handle::new(py, callback, args, None, slf.clone().into_any().unbind())?)?;
+        let handle = Py::new(
+            py,
+            Handle::new(py, callback, args, None, slf.clone().into_any().unbind())?,
+        )?;
         let h2 = handle.clone_ref(py);
+        let watches = Rc::clone(slf.get().handles.get()?);
         let on_ready = move || {
             let cancelled = Python::attach(|py| h2.bind(py).borrow().is_cancelled());
             if cancelled {
-                // As asyncio's selector loop: a cancelled handle's fd stops being watched.
-                if let Ok(lp) = evloop_sched::get_running_loop() {
-                    match side {
-                        Side::Reader => lp.remove_reader(fd),
-                        Side::Writer => lp.remove_writer(fd),
-                    };
+                // As asyncio's selector loop: a handle cancelled by its owner stops the watch.
+                // Only if it is still this fd's watch: a callback queued by a poll may run after
+                // its watch was replaced in the same iteration, and must not remove the new one.
+                let current = watches
+                    .borrow()
+                    .get(&fd)
+                    .and_then(|pair| pair[side as usize].as_ref().map(|h| h.is(&h2)))
+                    == Some(true);
+                if current {
+                    watches.borrow_mut().entry(fd).or_default()[side as usize] = None;
+                    if let Ok(lp) = evloop_sched::get_running_loop() {
+                        match side {
+                            Side::Reader => lp.remove_reader(fd),
+                            Side::Writer => lp.remove_writer(fd),
+                        };
+                    }
                 }
                 return;
             }
@@ -161,8 +203,13 @@ impl LoopCore {
         let lp = core.lp.get()?;
         let old = {
             let mut handles = core.handles.get()?.borrow_mut();
-            let old = handles.get_mut(&fd).and_then(|pair| pair[side as usize].take());
-            if handles.get(&fd).is_some_and(|pair| pair.iter().all(Option::is_none)) {
+            let old = handles
+                .get_mut(&fd)
+                .and_then(|pair| pair[side as usize].take());
+            if handles
+                .get(&fd)
+                .is_some_and(|pair| pair.iter().all(Option::is_none))
+            {
                 handles.remove(&fd);
             }
             old
@@ -189,7 +236,10 @@ impl LoopCore {
         }
         Self::check_debug(slf, &callback, method)?;
         let base = Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?;
-        let timer = Bound::new(py, PyClassInitializer::from(base).add_subclass(TimerHandle::new(when)))?;
+        let timer = Bound::new(
+            py,
+            PyClassInitializer::from(base).add_subclass(TimerHandle::new(when)),
+        )?;
         let handle: Py<Handle> = timer.as_super().clone().unbind();
         let scheduled = lp.call_at(when, move || fire(&handle)).map_err(to_py)?;
         TimerHandle::set_timer(&timer, scheduled);
@@ -204,17 +254,27 @@ fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
         Err(_) => fileobj
             .call_method0("fileno")
             .and_then(|n| n.extract::<i64>())
-            .map_err(|_| PyValueError::new_err(format!("Invalid file object: {}", fileobj.repr().map(|r| r.to_string()).unwrap_or_default())))?,
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    fileobj.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?,
     };
     if fd < 0 {
-        return Err(PyValueError::new_err(format!("Invalid file descriptor: {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
     }
     RawFd::try_from(fd).map_err(|_| PyValueError::new_err(format!("Invalid file descriptor: {fd}")))
 }
 
 /// `time.monotonic()`: the clock of evloop's timers (`CLOCK_MONOTONIC`), readable on any thread.
 fn monotonic() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -230,8 +290,9 @@ impl LoopCore {
         Ok(LoopCore {
             remote: lp.remote(),
             remote_pending: Arc::new(AtomicUsize::new(0)),
+            stop_called: Arc::new(AtomicBool::new(false)),
             lp: OnThread::new(lp),
-            handles: OnThread::new(RefCell::new(HashMap::new())),
+            handles: OnThread::new(Rc::new(RefCell::new(HashMap::new()))),
             debug: AtomicBool::new(false),
         })
     }
@@ -250,7 +311,10 @@ impl LoopCore {
             return Err(to_py(Error::closed()));
         }
         Self::check_debug(slf, &callback, "call_soon")?;
-        let handle = Py::new(py, Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?)?;
+        let handle = Py::new(
+            py,
+            Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?,
+        )?;
         let core = slf.get();
         if core.remote_pending.load(Ordering::Acquire) > 0 {
             Self::send(core, handle.clone_ref(py))?;
@@ -277,7 +341,10 @@ impl LoopCore {
         if core.debug.load(Ordering::Relaxed) {
             slf.call_method1("_check_callback", (&callback, "call_soon_threadsafe"))?;
         }
-        let handle = Py::new(py, Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?)?;
+        let handle = Py::new(
+            py,
+            Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?,
+        )?;
         match core.lp.try_get() {
             // On the loop's thread: the plain FIFO of call_soon.
             Some(lp) if core.remote_pending.load(Ordering::Acquire) == 0 => {
@@ -299,7 +366,14 @@ impl LoopCore {
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         let delay = delay.ok_or_else(|| PyTypeError::new_err("delay must not be None"))?;
-        Self::schedule_at(slf, monotonic() + delay, callback, args, context, "call_later")
+        Self::schedule_at(
+            slf,
+            monotonic() + delay,
+            callback,
+            args,
+            context,
+            "call_later",
+        )
     }
 
     /// asyncio's `call_at(when, callback, *args, context=None)`.
@@ -323,9 +397,18 @@ impl LoopCore {
     /// Stops the loop after the current iteration (from another thread: as soon as it wakes).
     fn stop(&self) -> PyResult<()> {
         match self.lp.try_get() {
-            Some(lp) => lp.stop(),
+            Some(lp) => {
+                self.stop_called.store(true, Ordering::Release);
+                lp.stop();
+            }
             None => {
-                let _ = self.remote.stop();
+                let stop_called = self.stop_called.clone();
+                let _ = self.remote.call_soon_threadsafe(move || {
+                    stop_called.store(true, Ordering::Release);
+                    if let Ok(lp) = evloop_sched::get_running_loop() {
+                        lp.stop();
+                    }
+                });
             }
         }
         Ok(())
@@ -338,15 +421,15 @@ impl LoopCore {
 
     /// Runs the evloop loop until `stop()`; `evloop.Loop.run_forever` calls it once the Python
     /// side (running loop, asyncgen hooks) is set up. Raises what a callback let escape.
-    fn _core_run(&self, py: Python<'_>) -> PyResult<()> {
+    fn _core_run(&self) -> PyResult<()> {
         let lp = self.lp.get()?;
         let was_debug = running::debug();
         running::set_debug(self.debug.load(Ordering::Relaxed));
-        let outcome = lp.run_forever();
+        let outcome = self.run_iterations(lp);
         running::set_debug(was_debug);
+        self.stop_called.store(false, Ordering::Release);
         let escaping = running::take_escaping();
         outcome.map_err(to_py)?;
-        let _ = py;
         match escaping {
             Some(err) => Err(err),
             None => Ok(()),
@@ -392,27 +475,47 @@ impl LoopCore {
 
     /// asyncio's `add_reader(fd, callback, *args)`.
     #[pyo3(signature = (fd, callback, *args))]
-    fn add_reader(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<()> {
+    fn add_reader(
+        slf: &Bound<'_, Self>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         slf.call_method1("_ensure_fd_no_transport", (&fd,))?;
         Self::watch(slf, Side::Reader, &fd, callback, args).map(drop)
     }
 
     /// asyncio's internal `_add_reader`, which transports use: returns the handle.
     #[pyo3(signature = (fd, callback, *args))]
-    fn _add_reader(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+    fn _add_reader(
+        slf: &Bound<'_, Self>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         Self::watch(slf, Side::Reader, &fd, callback, args)
     }
 
     /// asyncio's `add_writer(fd, callback, *args)`.
     #[pyo3(signature = (fd, callback, *args))]
-    fn add_writer(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<()> {
+    fn add_writer(
+        slf: &Bound<'_, Self>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
         slf.call_method1("_ensure_fd_no_transport", (&fd,))?;
         Self::watch(slf, Side::Writer, &fd, callback, args).map(drop)
     }
 
     /// asyncio's internal `_add_writer`: returns the handle.
     #[pyo3(signature = (fd, callback, *args))]
-    fn _add_writer(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+    fn _add_writer(
+        slf: &Bound<'_, Self>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         Self::watch(slf, Side::Writer, &fd, callback, args)
     }
 

@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use pyo3::ffi;
 
 use crate::on_thread::OnThread;
 use crate::running;
@@ -223,7 +223,11 @@ fn run(handle: &Bound<'_, Handle>) {
         let (Some(cb), Some(args)) = (&h.callback, &h.args) else {
             return; // cancelled
         };
-        (cb.clone_ref(py), args.clone_ref(py), h.context.clone_ref(py))
+        (
+            cb.clone_ref(py),
+            args.clone_ref(py),
+            h.context.clone_ref(py),
+        )
     };
     // SAFETY: GIL held; `context` is a `contextvars.Context` (copied by us or given to
     // call_soon, whose `context=` asyncio also passes straight to `Context.run`). On failure
@@ -287,10 +291,7 @@ fn warn_if_slow(handle: &Bound<'_, Handle>, started: Instant) {
             let what = py
                 .import("asyncio.base_events")?
                 .call_method1("_format_handle", (handle,))?;
-            logger.call_method1(
-                "warning",
-                ("Executing %s took %.3f seconds", what, took),
-            )?;
+            logger.call_method1("warning", ("Executing %s took %.3f seconds", what, took))?;
         }
         Ok(())
     })();

@@ -32,6 +32,11 @@ pub(crate) fn escape(err: PyErr) {
     }
 }
 
+/// Whether an exception waits to leave `run_forever`.
+pub(crate) fn is_escaping() -> bool {
+    ESCAPING.with(|slot| slot.borrow().is_some())
+}
+
 /// The exception kept by [`escape`], taken.
 pub(crate) fn take_escaping() -> Option<PyErr> {
     ESCAPING.with(|slot| slot.borrow_mut().take())

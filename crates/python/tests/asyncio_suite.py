@@ -53,7 +53,17 @@ def child(module_name, skip, timeout, out_path):
     asyncio.DefaultEventLoopPolicy = evloop.EventLoopPolicy
     asyncio.set_event_loop_policy(evloop.EventLoopPolicy())
 
-    module = importlib.import_module(f"test.test_asyncio.{module_name}")
+    out = open(out_path, "a", buffering=1)
+
+    def write(**record):
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+
+    try:
+        module = importlib.import_module(f"test.test_asyncio.{module_name}")
+    except unittest.SkipTest as skip_reason:
+        write(done=module_name, skipped=str(skip_reason))
+        os._exit(0)
     # The loop-parametrised classes: test cases whose own `create_event_loop()` makes one of
     # the stdlib's loops. One evloop class per distinct set of bases replaces them all.
     families = {}
@@ -79,12 +89,6 @@ def child(module_name, skip, timeout, out_path):
                 yield t
 
     tests = [t for t in flatten(suite) if t.id() not in skip]
-    out = open(out_path, "a", buffering=1)
-
-    def write(**record):
-        out.write(json.dumps(record) + "\n")
-        out.flush()
-
     rank = {"passed": 0, "skipped": 1, "failed": 2}
 
     class Result(unittest.TestResult):
@@ -163,6 +167,8 @@ def run_module(module_name, timeout, out_path):
                     started = rec["start"]
                 elif "done" in rec:
                     done = True
+                    if "skipped" in rec:
+                        print(f"{module_name}: skipped: {rec['skipped']}")
                 else:
                     records[rec["id"]] = rec
                     started = None

@@ -1,0 +1,284 @@
+"""evloop's own tests of the Python module: what CPython's test_asyncio does not pin, and the
+regressions found running it. Run by `cargo xtask pytest` (``python -m unittest``) before
+CPython's suite; each test names the CPython test or source it follows."""
+
+import asyncio
+import contextvars
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import evloop
+
+
+class LoopTestCase(unittest.TestCase):
+    def setUp(self):
+        self.loop = evloop.new_event_loop()
+        self.addCleanup(self.loop.close)
+
+
+class SchedulingTests(LoopTestCase):
+    # CPython: test_events.py::EventLoopTestsMixin::test_call_soon
+    def test_callbacks_run_in_order_with_their_arguments(self):
+        seen = []
+        for i in range(5):
+            self.loop.call_soon(seen.append, i)
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, [0, 1, 2, 3, 4])
+
+    # CPython: test_events.py::EventLoopTestsMixin::test_call_soon_threadsafe: a callback sent
+    # from another thread before a call_soon runs before it (one FIFO, as asyncio's under the GIL).
+    def test_a_callback_sent_from_another_thread_first_runs_first(self):
+        seen = []
+        t = threading.Thread(target=self.loop.call_soon_threadsafe, args=(seen.append, "thread"))
+        t.start()
+        t.join()
+        self.loop.call_soon(seen.append, "loop")
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, ["thread", "loop"])
+
+    # CPython: test_events.py::EventLoopTestsMixin::test_call_later
+    def test_timers_fire_in_deadline_order_and_not_early(self):
+        seen = []
+        start = self.loop.time()
+        h = self.loop.call_later(0.03, seen.append, "b")
+        self.loop.call_later(0.01, seen.append, "a")
+        self.loop.call_later(0.05, self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, ["a", "b"])
+        self.assertGreaterEqual(self.loop.time() - start, 0.05)
+        self.assertAlmostEqual(h.when(), start + 0.03, delta=0.01)
+
+    # CPython: asyncio/events.py::Handle.cancel, TimerHandle.__repr__
+    def test_cancelled_handles_do_not_run_and_say_so(self):
+        seen = []
+        h = self.loop.call_soon(seen.append, 1)
+        t = self.loop.call_later(0.001, seen.append, 2)
+        self.assertRegex(repr(h), r"^<Handle list\.append\(1\)>$")
+        self.assertRegex(repr(t), r"^<TimerHandle when=[0-9.]+ list\.append\(2\)>$")
+        h.cancel()
+        t.cancel()
+        self.assertTrue(h.cancelled() and t.cancelled())
+        self.assertEqual(repr(h), "<Handle cancelled>")
+        self.loop.call_later(0.02, self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, [])
+
+    # CPython: test_context.py / asyncio/events.py::Handle._run: a callback runs in the context
+    # copied when it was scheduled, or the one given.
+    def test_callbacks_run_in_their_context(self):
+        var = contextvars.ContextVar("var", default="unset")
+        seen = []
+        var.set("scheduled")
+        self.loop.call_soon(lambda: seen.append(var.get()))
+        ctx = contextvars.Context()
+        ctx.run(var.set, "given")
+        h = self.loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+        var.set("later")
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, ["scheduled", "given"])
+        self.assertIs(h.get_context(), ctx)
+
+    # CPython: asyncio/events.py::Handle._run: the exception handler gets message, exception
+    # and handle.
+    def test_an_exception_goes_to_the_exception_handler_with_asyncio_keys(self):
+        contexts = []
+        self.loop.set_exception_handler(lambda loop, ctx: contexts.append(ctx))
+
+        def boom():
+            raise ZeroDivisionError("boom")
+
+        h = self.loop.call_soon(boom)
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(len(contexts), 1)
+        self.assertEqual(set(contexts[0]), {"message", "exception", "handle"})
+        self.assertTrue(contexts[0]["message"].startswith("Exception in callback "))
+        self.assertIsInstance(contexts[0]["exception"], ZeroDivisionError)
+        self.assertIs(contexts[0]["handle"], h)
+
+    # CPython: test_base_events.py::BaseEventLoopTests::test_run_until_complete_baseexception
+    def test_keyboard_interrupt_leaves_run_forever(self):
+        def interrupt():
+            raise KeyboardInterrupt
+
+        self.loop.call_soon(interrupt)
+        with self.assertRaises(KeyboardInterrupt):
+            self.loop.run_forever()
+        self.assertFalse(self.loop.is_running())
+
+    def test_the_loop_refuses_other_threads(self):
+        errors = []
+
+        def other():
+            try:
+                self.loop.call_soon(print)
+            except RuntimeError as e:
+                errors.append(str(e))
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        self.assertEqual(len(errors), 1)
+        self.assertIn("thread that created it", errors[0])
+
+    def test_a_closed_loop_refuses_callbacks(self):
+        self.loop.close()
+        with self.assertRaisesRegex(RuntimeError, "Event loop is closed"):
+            self.loop.call_soon(print)
+        with self.assertRaisesRegex(RuntimeError, "Event loop is closed"):
+            self.loop.call_soon_threadsafe(print)
+
+
+class ThreadTests(LoopTestCase):
+    # The GIL is given up while the loop sleeps: a Python thread reaches a loop blocked with
+    # nothing to do (asyncio's selector releases it in select()).
+    def test_another_thread_wakes_a_sleeping_loop(self):
+        def later():
+            time.sleep(0.05)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+        fallback = self.loop.call_later(10, self.loop.stop)
+        t = threading.Thread(target=later)
+        start = time.monotonic()
+        t.start()
+        self.loop.run_forever()
+        t.join()
+        fallback.cancel()
+        self.assertLess(time.monotonic() - start, 5)
+
+    # CPython: test_events.py::EventLoopTestsMixin::test_run_in_executor
+    def test_run_in_executor(self):
+        async def main():
+            return await self.loop.run_in_executor(None, sum, [1, 2, 3])
+
+        self.assertEqual(self.loop.run_until_complete(main()), 6)
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
+
+
+class FdTests(LoopTestCase):
+    # CPython: test_sock_lowlevel.py::BaseSockTestsMixin::test_sock_client_connect_racing:
+    # replacing a watch cancels the old handle, so a clean-up that checks it leaves the new one.
+    def test_replacing_a_reader_cancels_its_handle(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        first = self.loop._add_reader(a, print)
+        second = self.loop._add_reader(a.fileno(), print)
+        self.assertTrue(first.cancelled())
+        self.assertFalse(second.cancelled())
+        self.assertTrue(self.loop._remove_reader(a))
+        self.assertTrue(second.cancelled())
+        self.assertFalse(self.loop.remove_reader(a))
+
+    def test_bad_fds_are_value_errors(self):
+        with self.assertRaisesRegex(ValueError, "Invalid file descriptor: -1"):
+            self.loop.add_reader(-1, print)
+        with self.assertRaisesRegex(ValueError, "Invalid file object"):
+            self.loop.add_reader(object(), print)
+
+    # CPython: test_sendfile.py::SendfileMixin::test_sendfile_close_peer_in_the_middle_of_receiving:
+    # every run polls I/O on its first iteration, as each of asyncio's iterations does, so a
+    # short run sees an fd that is ready.
+    def test_a_short_run_sees_a_ready_fd(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        seen = []
+        self.loop.add_reader(a, lambda: (seen.append(a.recv(10)), self.loop.remove_reader(a)))
+        done = self.loop.create_future()
+        done.set_result(None)
+        for _ in range(70):  # more iterations than evloop ever skips polls for
+            self.loop.call_soon(lambda: None)
+        self.loop.run_until_complete(done)
+        self.loop.run_until_complete(done)
+        b.send(b"x")
+        self.loop.run_until_complete(done)
+        self.assertEqual(seen, [b"x"])
+
+    # CPython: test_events.py::EventLoopTestsMixin::test_sock_client_ops (repr of transports
+    # reads the loop's `_selector`).
+    def test_a_transport_repr_shows_its_polling_state(self):
+        async def main():
+            server = await self.loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            text = repr(transport)
+            transport.close()
+            server.close()
+            await server.wait_closed()
+            return text
+
+        self.assertIn("read=polling", self.loop.run_until_complete(main()))
+
+
+class SignalTests(unittest.TestCase):
+    # CPython: test_runners.py::RunTests::test_asyncio_run_sigint_cancels_main (3.11's Runner
+    # handles SIGINT with signal.signal; the loop must wake and run Python's handler).
+    def test_sigint_cancels_main_under_asyncio_run(self):
+        cancelled = []
+
+        async def main():
+            asyncio.get_running_loop().call_later(0.05, signal.raise_signal, signal.SIGINT)
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        asyncio.set_event_loop_policy(evloop.EventLoopPolicy())
+        self.addCleanup(asyncio.set_event_loop_policy, None)
+        start = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            asyncio.run(main())
+        self.assertEqual(cancelled, [True])
+        self.assertLess(time.monotonic() - start, 5)
+
+    # CPython: test_events.py::UnixEventLoopTestsMixin::test_add_signal_handler
+    def test_add_signal_handler_runs_the_callback_on_the_loop(self):
+        loop = evloop.new_event_loop()
+        self.addCleanup(loop.close)
+        seen = []
+        loop.add_signal_handler(signal.SIGUSR1, lambda: (seen.append("usr1"), loop.stop()))
+        loop.call_later(0.01, os.kill, os.getpid(), signal.SIGUSR1)
+        loop.call_later(10, loop.stop)
+        loop.run_forever()
+        self.assertEqual(seen, ["usr1"])
+        self.assertTrue(loop.remove_signal_handler(signal.SIGUSR1))
+        self.assertIs(signal.getsignal(signal.SIGUSR1), signal.SIG_DFL)
+
+
+class ForkTests(LoopTestCase):
+    # CPython: test_events.py::GetEventLoopTestsMixin::test_get_event_loop_new_process: a child
+    # forked inside a running loop's callback runs a loop of its own.
+    def test_a_child_forked_in_a_callback_runs_its_own_loop(self):
+        status = []
+
+        def fork():
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    child = evloop.new_event_loop()
+                    child.call_soon(child.stop)
+                    child.run_forever()
+                    child.close()
+                    code = 0
+                finally:
+                    os._exit(code)
+            status.append(os.waitpid(pid, 0)[1])
+            self.loop.stop()
+
+        self.loop.call_soon(fork)
+        self.loop.run_forever()
+        self.assertEqual(status, [0])
+
+
+if __name__ == "__main__":
+    unittest.main()
