@@ -3,8 +3,8 @@
 //! A handle keeps the callback, its arguments, the `contextvars.Context` it runs in (copied when
 //! it was scheduled, as asyncio does) and its loop. The Rust closure queued on the evloop loop
 //! holds only a reference to the handle; running it ([`fire`]) enters the context, calls the
-//! callback, and sends an exception to the loop's `call_exception_handler` with asyncio's keys
-//! (`message`, `exception`, `handle`) while still in that context. `SystemExit` and
+//! callback, leaves the context, and sends an exception to the loop's `call_exception_handler`
+//! with asyncio's keys (`message`, `exception`, `handle`), as asyncio's `Handle._run` does. `SystemExit` and
 //! `KeyboardInterrupt` are not reported: they leave `run_forever` (see `crate::running`).
 
 use std::time::Instant;
@@ -238,12 +238,14 @@ fn run(handle: &Bound<'_, Handle>) {
     }
     let started = running::debug().then(Instant::now);
     let outcome = callback.bind(py).call1(args.bind(py));
-    if let Err(err) = outcome {
-        report(handle, &callback, &args, err);
-    }
     // SAFETY: GIL held; `context` was entered above on this thread and is exited once.
     if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
         running::escape(PyErr::fetch(py));
+    }
+    // Reported outside the context, as asyncio's `Handle._run` does (3.12+'s
+    // `call_exception_handler` then runs a custom handler inside the handle's context itself).
+    if let Err(err) = outcome {
+        report(handle, &callback, &args, err);
     }
     if let Some(started) = started {
         warn_if_slow(handle, started);

@@ -65,16 +65,19 @@ def child(module_name, skip, timeout, out_path):
         write(done=module_name, skipped=str(skip_reason))
         os._exit(0)
     # The loop-parametrised classes: test cases whose own `create_event_loop()` makes one of
-    # the stdlib's loops. One evloop class per distinct set of bases replaces them all.
+    # the stdlib's loops (a selector loop, or on Windows a proactor one). One evloop class per distinct set of bases replaces them all.
+    # (test_server's and test_sslproto's functional classes call theirs `new_loop()`.)
     families = {}
     for name, obj in list(vars(module).items()):
-        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
-                and "create_event_loop" in vars(obj)):
-            families.setdefault(obj.__bases__, obj)
+        if not (isinstance(obj, type) and issubclass(obj, unittest.TestCase)):
+            continue
+        factory = next((f for f in ("create_event_loop", "new_loop") if f in vars(obj)), None)
+        if factory is not None:
+            families.setdefault((obj.__bases__, factory), obj)
             delattr(module, name)
-    for first in families.values():
+    for (_, factory), first in families.items():
         name = f"Evloop{first.__name__}"
-        cls = type(name, (first,), {"create_event_loop": lambda self: evloop.new_event_loop(),
+        cls = type(name, (first,), {factory: lambda self: evloop.new_event_loop(),
                                     "__module__": module.__name__, "__qualname__": name})
         setattr(module, name, cls)
 
@@ -92,15 +95,28 @@ def child(module_name, skip, timeout, out_path):
     rank = {"passed": 0, "skipped": 1, "failed": 2}
 
     class Result(unittest.TestResult):
+        """One record per test; a class or module fixture's skip or error (reported without
+        startTest) gets a record of its own."""
+
+        def __init__(self):
+            super().__init__()
+            self._test = None
+
         def startTest(self, test):
             super().startTest(test)
+            self._test = test
             self._outcome = "passed"
             self._detail = ""
             self._runs = runs[0]
             write(start=test.id())
             faulthandler.dump_traceback_later(timeout, exit=True)
 
-        def _set(self, outcome, detail=""):
+        def _set(self, test, outcome, detail=""):
+            if test is not self._test:
+                # A fixture (setUpClass, setUpModule): it ran on evloop if a loop ran since.
+                write(id=test.id(), outcome=outcome, ours=outcome == "failed",
+                      detail=detail[-3000:])
+                return
             if rank[outcome] >= rank[self._outcome]:
                 self._outcome = outcome
                 if detail:
@@ -108,27 +124,28 @@ def child(module_name, skip, timeout, out_path):
 
         def addError(self, test, err):
             super().addError(test, err)
-            self._set("failed", self._exc_info_to_string(err, test))
+            self._set(test, "failed", self._exc_info_to_string(err, test))
 
         def addFailure(self, test, err):
             super().addFailure(test, err)
-            self._set("failed", self._exc_info_to_string(err, test))
+            self._set(test, "failed", self._exc_info_to_string(err, test))
 
         def addSubTest(self, test, subtest, err):
             super().addSubTest(test, subtest, err)
             if err is not None:
-                self._set("failed", self._exc_info_to_string(err, test))
+                self._set(test, "failed", self._exc_info_to_string(err, test))
 
         def addSkip(self, test, reason):
             super().addSkip(test, reason)
-            self._set("skipped", reason)
+            self._set(test, "skipped", reason)
 
         def addUnexpectedSuccess(self, test):
             super().addUnexpectedSuccess(test)
-            self._set("failed", "unexpected success")
+            self._set(test, "failed", "unexpected success")
 
         def stopTest(self, test):
             faulthandler.cancel_dump_traceback_later()
+            self._test = None
             write(id=test.id(), outcome=self._outcome, ours=runs[0] > self._runs,
                   detail=self._detail)
             super().stopTest(test)
