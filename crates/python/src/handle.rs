@@ -75,7 +75,12 @@ impl Handle {
             parts.push("cancelled".to_string());
         }
         if let (Some(cb), Some(args)) = (&self.callback, &self.args) {
-            parts.push(format_callback(py, cb.bind(py), args.bind(py))?);
+            parts.push(format_callback(
+                py,
+                cb.bind(py),
+                args.bind(py),
+                &self.event_loop,
+            )?);
         }
         Ok(parts.join(" "))
     }
@@ -88,15 +93,26 @@ fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
 }
 
-/// asyncio's `format_helpers._format_callback_source(callback, args)`.
+/// asyncio's `format_helpers._format_callback_source(callback, args)`; from 3.13 it shows the
+/// arguments only in debug mode, and is told the loop's.
 fn format_callback(
     py: Python<'_>,
     callback: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
+    event_loop: &Py<PyAny>,
 ) -> PyResult<String> {
-    py.import("asyncio.format_helpers")?
-        .call_method1("_format_callback_source", (callback, args))?
-        .extract()
+    let helpers = py.import("asyncio.format_helpers")?;
+    if py.version_info() >= (3, 13) {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("debug", event_loop.bind(py).call_method0("get_debug")?)?;
+        helpers
+            .call_method("_format_callback_source", (callback, args), Some(&kwargs))?
+            .extract()
+    } else {
+        helpers
+            .call_method1("_format_callback_source", (callback, args))?
+            .extract()
+    }
 }
 
 #[pymethods]
@@ -194,15 +210,23 @@ impl TimerHandle {
         slf.as_super().cancel_inner();
     }
 
+    /// asyncio's: `<TimerHandle [cancelled] when=W [callback source]>`.
     fn __repr__(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<String> {
-        let tail = slf.as_super().repr_tail(py)?;
-        let mut text = format!("<TimerHandle when={}", py_float_repr(py, slf.when)?);
-        if !tail.is_empty() {
-            text.push(' ');
-            text.push_str(&tail);
+        let base = slf.as_super();
+        let mut parts = vec!["TimerHandle".to_string()];
+        if base.cancelled {
+            parts.push("cancelled".to_string());
         }
-        text.push('>');
-        Ok(text)
+        parts.push(format!("when={}", py_float_repr(py, slf.when)?));
+        if let (Some(cb), Some(args)) = (&base.callback, &base.args) {
+            parts.push(format_callback(
+                py,
+                cb.bind(py),
+                args.bind(py),
+                &base.event_loop,
+            )?);
+        }
+        Ok(format!("<{}>", parts.join(" ")))
     }
 }
 
@@ -261,7 +285,7 @@ fn report(handle: &Bound<'_, Handle>, callback: &Py<PyAny>, args: &Py<PyTuple>, 
     }
     let event_loop = handle.borrow().event_loop.clone_ref(py);
     let reported = (|| -> PyResult<()> {
-        let source = format_callback(py, callback.bind(py), args.bind(py))?;
+        let source = format_callback(py, callback.bind(py), args.bind(py), &event_loop)?;
         let context = PyDict::new(py);
         context.set_item("message", format!("Exception in callback {source}"))?;
         context.set_item("exception", err.value(py))?;

@@ -67,6 +67,9 @@ class Loop(LoopCore, base_events.BaseEventLoop):
         self._ssock = self._csock = None
         self._old_wakeup_fd = None
         self._selector = _WatchedFds(self)
+        # Listening Unix sockets whose path to remove when they stop serving (asyncio 3.13's
+        # create_unix_server, taken below, records them here), with the inode they were bound to.
+        self._unix_server_sockets = {}
 
     # ----- the run ------------------------------------------------------------------------
 
@@ -111,6 +114,23 @@ class Loop(LoopCore, base_events.BaseEventLoop):
     def set_debug(self, enabled):
         super().set_debug(enabled)
         self._core_set_debug(bool(enabled))
+
+    def _stop_serving(self, sock):
+        """Stops a server's listening socket; a Unix one's path is removed if it is still the
+        one it bound (asyncio 3.13's cleanup of Unix servers)."""
+        path = sock.getsockname() if sock in self._unix_server_sockets else None
+        self._remove_reader(sock.fileno())
+        sock.close()
+        if path is not None:
+            inode = self._unix_server_sockets.pop(sock)
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                asyncio.log.logger.error(
+                    "Unable to clean up listening UNIX socket %r: %r", path, err)
 
     # ----- signals: signal.set_wakeup_fd on a self-pipe the loop watches -------------------
 
