@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit, ffi};
 
 use crate::on_thread::OnThread;
 use crate::running;
@@ -162,6 +162,22 @@ impl Handle {
         run(slf);
     }
 
+    /// What the handle holds, for Python's cycle collector: a handle kept by an object its
+    /// callback holds (a timeout's handle, whose callback is the timeout's method) is a cycle
+    /// the collector can then free.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callback)?;
+        visit.call(&self.args)?;
+        visit.call(&self.context)?;
+        visit.call(&self.event_loop)
+    }
+
+    /// Breaks a cycle through the callback (the collector's side of `cancel`).
+    fn __clear__(&mut self) {
+        self.callback = None;
+        self.args = None;
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let tail = self.repr_tail(py)?;
         Ok(if tail.is_empty() {
@@ -261,7 +277,13 @@ fn run(handle: &Bound<'_, Handle>) {
         return;
     }
     let started = running::debug().then(Instant::now);
-    let outcome = callback.bind(py).call1(args.bind(py));
+    let args = args.bind(py);
+    // No arguments (a task's step, a future's callback): the vectorcall path, no tuple unpacking.
+    let outcome = if args.is_empty() {
+        callback.bind(py).call0()
+    } else {
+        callback.bind(py).call1(args)
+    };
     // SAFETY: GIL held; `context` was entered above on this thread and is exited once.
     if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
         running::escape(PyErr::fetch(py));
@@ -269,7 +291,7 @@ fn run(handle: &Bound<'_, Handle>) {
     // Reported outside the context, as asyncio's `Handle._run` does (3.12+'s
     // `call_exception_handler` then runs a custom handler inside the handle's context itself).
     if let Err(err) = outcome {
-        report(handle, &callback, &args, err);
+        report(handle, &callback, &args.clone().unbind(), err);
     }
     if let Some(started) = started {
         warn_if_slow(handle, started);

@@ -50,6 +50,14 @@ def child(module_name, skip, timeout, out_path):
         return original_run_forever(self)
 
     evloop.Loop.run_forever = counted_run_forever
+    made = [0]
+    original_init = evloop.Loop.__init__
+
+    def counted_init(self):
+        made[0] += 1
+        original_init(self)
+
+    evloop.Loop.__init__ = counted_init
     asyncio.DefaultEventLoopPolicy = evloop.EventLoopPolicy
     asyncio.set_event_loop_policy(evloop.EventLoopPolicy())
 
@@ -108,6 +116,7 @@ def child(module_name, skip, timeout, out_path):
             self._outcome = "passed"
             self._detail = ""
             self._runs = runs[0]
+            self._made = made[0]
             write(start=test.id())
             faulthandler.dump_traceback_later(timeout, exit=True)
 
@@ -147,7 +156,7 @@ def child(module_name, skip, timeout, out_path):
             faulthandler.cancel_dump_traceback_later()
             self._test = None
             write(id=test.id(), outcome=self._outcome, ours=runs[0] > self._runs,
-                  detail=self._detail)
+                  made=made[0] > self._made, detail=self._detail)
             super().stopTest(test)
 
     # A suite (not the tests one by one) so that module and class fixtures run.
@@ -247,7 +256,9 @@ def main():
         records = run_module(module_name, args.timeout, out_path)
         ours = [r for r in records.values() if r["ours"] and r["outcome"] != "skipped"]
         failed = sum(r["outcome"] == "failed" for r in ours)
-        print(f"{module_name}: {len(records)} tests, {len(ours)} ran on evloop, "
+        made = sum(r.get("made", False) and not r["ours"] for r in records.values())
+        print(f"{module_name}: {len(records)} tests, {len(ours)} ran on evloop "
+              f"(and {made} more made an evloop loop without running it), "
               f"{len(ours) - failed} passed, {failed} failed ({time.monotonic() - t0:.1f} s)")
         all_records.update(records)
 
@@ -268,7 +279,9 @@ def main():
         with open(args.report, "w") as f:
             json.dump(sorted(all_records.values(), key=lambda r: r["id"]), f, indent=1)
     passed = len(ours) - len(failures)
-    print(f"Python {version}: {len(all_records)} tests, {len(ours)} ran on evloop, "
+    made = sum(r.get("made", False) and not r["ours"] for r in all_records.values())
+    print(f"Python {version}: {len(all_records)} tests, {len(ours)} ran on evloop "
+          f"(and {made} more made an evloop loop without running it), "
           f"{len(failures) - len(new)} of the failures known, in {time.monotonic() - started:.0f} s")
     print(f"{passed} passed, {len(failures)} failed")
     return 1 if new else 0

@@ -118,6 +118,25 @@ class SchedulingTests(LoopTestCase):
             self.loop.run_forever()
         self.assertFalse(self.loop.is_running())
 
+    # asyncio's handles take part in garbage collection: a handle kept by the object its
+    # callback holds is a cycle the collector frees once the loop is done with the handle.
+    def test_a_cycle_through_a_handle_is_collected(self):
+        import gc
+        import weakref
+
+        class Holder:
+            def method(self):
+                pass
+
+        holder = Holder()
+        holder.handle = self.loop.call_soon(holder.method)
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()  # run: the loop no longer holds the handle, the holder does
+        gone = weakref.ref(holder)
+        del holder
+        gc.collect()
+        self.assertIsNone(gone())
+
     def test_the_loop_refuses_other_threads(self):
         errors = []
 
