@@ -34,7 +34,7 @@ import time
 
 # ----- the child: one module, one test at a time ------------------------------------------
 
-def child(module_name, skip, timeout, out_path):
+def child(package, module_name, skip, timeout, out_path):
     import asyncio
     import faulthandler
     import importlib
@@ -68,7 +68,7 @@ def child(module_name, skip, timeout, out_path):
         out.flush()
 
     try:
-        module = importlib.import_module(f"test.test_asyncio.{module_name}")
+        module = importlib.import_module(f"{package}.{module_name}")
     except unittest.SkipTest as skip_reason:
         write(done=module_name, skipped=str(skip_reason))
         os._exit(0)
@@ -169,7 +169,7 @@ def child(module_name, skip, timeout, out_path):
 
 # ----- the parent: children, the watchdog's aftermath, the summary -------------------------
 
-def run_module(module_name, timeout, out_path):
+def run_module(package, module_name, timeout, out_path):
     """Runs one module in children until it is done; returns its records."""
     records = {}
     hung = set()
@@ -180,7 +180,8 @@ def run_module(module_name, timeout, out_path):
             json.dump(sorted(skip), f)
         open(out_path, "w").close()
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", module_name, "--skip", skip_path,
+            [sys.executable, __file__, "--package", package, "--child", module_name,
+             "--skip", skip_path,
              "--timeout", str(timeout), "--out", out_path],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
@@ -234,11 +235,13 @@ def main():
     parser.add_argument("--known")
     parser.add_argument("--report")
     parser.add_argument("--workdir", default=".")
+    # Where the modules are (the runner's own tests point it at a package of their own).
+    parser.add_argument("--package", default="test.test_asyncio")
     args = parser.parse_args()
     if args.child:
         with open(args.skip) as f:
             skip = set(json.load(f))
-        child(args.child, skip, args.timeout, args.out)
+        child(args.package, args.child, skip, args.timeout, args.out)
         return 0
 
     import importlib.util
@@ -248,12 +251,12 @@ def main():
     all_records = {}
     started = time.monotonic()
     for module_name in args.modules:
-        if importlib.util.find_spec(f"test.test_asyncio.{module_name}") is None:
+        if importlib.util.find_spec(f"{args.package}.{module_name}") is None:
             print(f"{module_name}: not in Python {version}'s test.test_asyncio, skipped")
             continue
         t0 = time.monotonic()
         out_path = os.path.join(args.workdir, f"asyncio-{version}-{module_name}.jsonl")
-        records = run_module(module_name, args.timeout, out_path)
+        records = run_module(args.package, module_name, args.timeout, out_path)
         ours = [r for r in records.values() if r["ours"] and r["outcome"] != "skipped"]
         failed = sum(r["outcome"] == "failed" for r in ours)
         made = sum(r.get("made", False) and not r["ours"] for r in records.values())

@@ -5,6 +5,7 @@ CPython's suite; each test names the CPython test or source it follows."""
 import asyncio
 import contextvars
 import os
+import re
 import signal
 import socket
 import sys
@@ -107,6 +108,23 @@ class SchedulingTests(LoopTestCase):
         self.assertTrue(contexts[0]["message"].startswith("Exception in callback "))
         self.assertIsInstance(contexts[0]["exception"], ZeroDivisionError)
         self.assertIs(contexts[0]["handle"], h)
+
+    # CPython: test_base_events.py::BaseEventLoopTests::test_log_slow_callbacks: debug mode
+    # names the slow Python callback.
+    def test_debug_mode_names_a_slow_callback(self):
+        self.loop.set_debug(True)
+        self.loop.slow_callback_duration = 0.01
+
+        def slow():
+            time.sleep(0.03)
+
+        self.loop.call_soon(slow)
+        self.loop.call_soon(self.loop.stop)
+        with self.assertLogs("asyncio", "WARNING") as logs:
+            self.loop.run_forever()
+        self.assertTrue(
+            any(re.search(r"Executing <Handle .*slow\(\) at .*> took 0\.\d{3} seconds", line)
+                for line in logs.output), logs.output)
 
     # CPython: test_base_events.py::BaseEventLoopTests::test_run_until_complete_baseexception
     def test_keyboard_interrupt_leaves_run_forever(self):
@@ -229,12 +247,19 @@ class FdTests(LoopTestCase):
     # CPython: test_events.py::EventLoopTestsMixin::test_sock_client_ops (repr of transports
     # reads the loop's `_selector`).
     def test_a_transport_repr_shows_its_polling_state(self):
+        accepted = self.loop.create_future()
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.set_result(transport)
+
         async def main():
-            server = await self.loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+            server = await self.loop.create_server(Accept, "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             transport, _ = await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
             text = repr(transport)
             transport.close()
+            (await accepted).close()
             server.close()
             await server.wait_closed()
             return text
@@ -328,6 +353,42 @@ class ForkTests(LoopTestCase):
         self.loop.call_soon(fork)
         self.loop.run_forever()
         self.assertEqual(status, [0])
+
+
+class SuiteRunnerTests(unittest.TestCase):
+    """asyncio_suite.py, the runner of CPython's test_asyncio: a hang is killed and counted as
+    a failure, the rest of the module still runs, and the closing line counts what ran."""
+
+    def test_a_hang_is_a_failure_and_the_module_goes_on(self):
+        import subprocess
+
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, "suitecheck"))
+            open(os.path.join(tmp, "suitecheck", "__init__.py"), "w").close()
+            with open(os.path.join(tmp, "suitecheck", "test_cases.py"), "w") as f:
+                f.write(
+                    "import asyncio, unittest\n"
+                    "class T(unittest.IsolatedAsyncioTestCase):\n"
+                    "    async def test_a_passes(self):\n"
+                    "        await asyncio.sleep(0)\n"
+                    "    async def test_b_hangs(self):\n"
+                    "        await asyncio.Event().wait()\n"
+                    "    async def test_c_fails(self):\n"
+                    "        self.assertEqual(1, 2)\n"
+                    "class U(unittest.TestCase):\n"
+                    "    def test_d_no_loop(self):\n"
+                    "        pass\n")
+            runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asyncio_suite.py")
+            env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            done = subprocess.run(
+                [sys.executable, runner, "--package", "suitecheck", "--timeout", "2",
+                 "--workdir", tmp, "test_cases"],
+                capture_output=True, text=True, env=env, timeout=60)
+        lines = done.stdout.splitlines()
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertEqual(lines[-1], "1 passed, 2 failed")
+        self.assertIn("FAILED (not a known failure): suitecheck.test_cases.T.test_b_hangs", lines)
+        self.assertIn("FAILED (not a known failure): suitecheck.test_cases.T.test_c_fails", lines)
 
 
 if __name__ == "__main__":
