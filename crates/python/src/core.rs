@@ -158,7 +158,14 @@ impl LoopCore {
         }
         let handle = Py::new(
             py,
-            Handle::new(py, callback, args, None, slf.clone().into_any().unbind())?,
+            Handle::new(
+                py,
+                callback,
+                args,
+                None,
+                slf.clone().into_any().unbind(),
+                slf.get().debug.load(Ordering::Relaxed),
+            )?,
         )?;
         let h2 = handle.clone_ref(py);
         let watches = Rc::clone(slf.get().handles.get()?);
@@ -235,7 +242,14 @@ impl LoopCore {
             return Err(to_py(Error::closed()));
         }
         Self::check_debug(slf, &callback, method)?;
-        let base = Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?;
+        let base = Handle::new(
+            py,
+            callback,
+            args,
+            context,
+            slf.clone().into_any().unbind(),
+            slf.get().debug.load(Ordering::Relaxed),
+        )?;
         let timer = Bound::new(
             py,
             PyClassInitializer::from(base).add_subclass(TimerHandle::new(when)),
@@ -313,7 +327,14 @@ impl LoopCore {
         Self::check_debug(slf, &callback, "call_soon")?;
         let handle = Py::new(
             py,
-            Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?,
+            Handle::new(
+                py,
+                callback,
+                args,
+                context,
+                slf.clone().into_any().unbind(),
+                slf.get().debug.load(Ordering::Relaxed),
+            )?,
         )?;
         let core = slf.get();
         if core.remote_pending.load(Ordering::Acquire) > 0 {
@@ -343,7 +364,14 @@ impl LoopCore {
         }
         let handle = Py::new(
             py,
-            Handle::new(py, callback, args, context, slf.clone().into_any().unbind())?,
+            Handle::new(
+                py,
+                callback,
+                args,
+                context,
+                slf.clone().into_any().unbind(),
+                slf.get().debug.load(Ordering::Relaxed),
+            )?,
         )?;
         match core.lp.try_get() {
             // On the loop's thread: the plain FIFO of call_soon.

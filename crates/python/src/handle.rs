@@ -25,16 +25,20 @@ pub(crate) struct Handle {
     context: Py<PyAny>,
     event_loop: Py<PyAny>,
     cancelled: bool,
+    /// Debug mode: where the handle was made (`format_helpers.extract_stack`), as asyncio's.
+    source_traceback: Option<Py<PyAny>>,
 }
 
 impl Handle {
-    /// A handle for `callback(*args)` in `context` (`None`: a copy of the current context).
+    /// A handle for `callback(*args)` in `context` (`None`: a copy of the current context). In
+    /// `debug` mode it records the Python stack that made it.
     pub(crate) fn new(
         py: Python<'_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
         event_loop: Py<PyAny>,
+        debug: bool,
     ) -> PyResult<Handle> {
         let context = match context {
             Some(ctx) if !ctx.is_none() => ctx.unbind(),
@@ -46,6 +50,7 @@ impl Handle {
             context,
             event_loop,
             cancelled: false,
+            source_traceback: if debug { source_traceback(py) } else { None },
         })
     }
 
@@ -74,6 +79,12 @@ impl Handle {
         if self.cancelled {
             parts.push("cancelled".to_string());
         }
+        self.repr_callback(py, &mut parts)?;
+        Ok(parts.join(" "))
+    }
+
+    /// The callback's source and, in debug mode, where the handle was made.
+    fn repr_callback(&self, py: Python<'_>, parts: &mut Vec<String>) -> PyResult<()> {
         if let (Some(cb), Some(args)) = (&self.callback, &self.args) {
             parts.push(format_callback(
                 py,
@@ -82,8 +93,35 @@ impl Handle {
                 &self.event_loop,
             )?);
         }
-        Ok(parts.join(" "))
+        if let Some(tb) = &self.source_traceback {
+            let tb = tb.bind(py);
+            if tb.len()? > 0 {
+                let frame = tb.get_item(-1)?;
+                parts.push(format!(
+                    "created at {}:{}",
+                    frame.get_item(0)?.str()?,
+                    frame.get_item(1)?.str()?
+                ));
+            }
+        }
+        Ok(())
     }
+}
+
+/// `format_helpers.extract_stack(sys._getframe(0))`: called from the native `call_soon`, the
+/// top frame is its Python caller, the last entry asyncio's handles show. `None` if there is no
+/// Python frame.
+fn source_traceback(py: Python<'_>) -> Option<Py<PyAny>> {
+    let frame = py
+        .import("sys")
+        .ok()?
+        .call_method1("_getframe", (0,))
+        .ok()?;
+    py.import("asyncio.format_helpers")
+        .ok()?
+        .call_method1("extract_stack", (frame,))
+        .ok()
+        .map(Bound::unbind)
 }
 
 /// `contextvars.copy_context()`.
@@ -153,6 +191,11 @@ impl Handle {
     }
 
     #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.source_traceback.as_ref().map(|tb| tb.clone_ref(py))
+    }
+
+    #[getter]
     fn _context(&self, py: Python<'_>) -> Py<PyAny> {
         self.context.clone_ref(py)
     }
@@ -169,6 +212,7 @@ impl Handle {
         visit.call(&self.callback)?;
         visit.call(&self.args)?;
         visit.call(&self.context)?;
+        visit.call(&self.source_traceback)?;
         visit.call(&self.event_loop)
     }
 
@@ -234,14 +278,7 @@ impl TimerHandle {
             parts.push("cancelled".to_string());
         }
         parts.push(format!("when={}", py_float_repr(py, slf.when)?));
-        if let (Some(cb), Some(args)) = (&base.callback, &base.args) {
-            parts.push(format_callback(
-                py,
-                cb.bind(py),
-                args.bind(py),
-                &base.event_loop,
-            )?);
-        }
+        base.repr_callback(py, &mut parts)?;
         Ok(format!("<{}>", parts.join(" ")))
     }
 }
@@ -312,6 +349,9 @@ fn report(handle: &Bound<'_, Handle>, callback: &Py<PyAny>, args: &Py<PyTuple>, 
         context.set_item("message", format!("Exception in callback {source}"))?;
         context.set_item("exception", err.value(py))?;
         context.set_item("handle", handle)?;
+        if let Some(tb) = &handle.borrow().source_traceback {
+            context.set_item("source_traceback", tb)?;
+        }
         event_loop
             .bind(py)
             .call_method1("call_exception_handler", (context,))?;

@@ -126,6 +126,17 @@ class SchedulingTests(LoopTestCase):
             any(re.search(r"Executing <Handle .*slow\(\) at .*> took 0\.\d{3} seconds", line)
                 for line in logs.output), logs.output)
 
+    # CPython: test_events.py::HandleTests::test_handle_source_traceback
+    def test_debug_mode_records_where_a_handle_was_made(self):
+        self.assertIsNone(self.loop.call_soon(print)._source_traceback)
+        self.loop.set_debug(True)
+        line = sys._getframe().f_lineno + 1
+        h = self.loop.call_later(1, print)
+        self.assertEqual(h._source_traceback[-1][:3],
+                         (__file__, line, "test_debug_mode_records_where_a_handle_was_made"))
+        self.assertTrue(repr(h).endswith(f" created at {__file__}:{line}>"), repr(h))
+        h.cancel()
+
     # CPython: test_base_events.py::BaseEventLoopTests::test_run_until_complete_baseexception
     def test_keyboard_interrupt_leaves_run_forever(self):
         def interrupt():
