@@ -22,8 +22,14 @@ use std::rc::Rc;
 
 use crate::EventLoop;
 
-/// Called around each poll of the loop that may sleep (see the [module docs](self)): how an
-/// embedder releases a lock (CPython's GIL) while the loop waits, and takes it back after.
+/// Called around each poll of the loop that may sleep: how an embedder releases a lock
+/// (CPython's GIL) while the loop waits, and takes it back after.
+///
+/// Both methods run on the loop's thread, as a pair and in order, before any callback the poll
+/// made ready runs, and outside every borrow of the loop's state; between them only the poll
+/// runs, so neither may run loop code. A poll with a zero timeout (callbacks are ready, the loop
+/// is stopping, a timer is due, `run_once_timeout(Duration::ZERO)`) and a skipped poll never
+/// call the hook.
 ///
 /// # Examples
 ///
