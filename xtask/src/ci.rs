@@ -61,6 +61,10 @@ const STEPS: &[Step] = &[
         name: "soak quick",
         run: soak_quick,
     },
+    Step {
+        name: "python",
+        run: crate::pytest::ci,
+    },
 ];
 
 /// The members that are never published: the checks, the benchmarks, the soak suite.
@@ -81,6 +85,16 @@ fn package() -> Result<Vec<String>> {
 fn fmt() -> Result<Vec<String>> {
     provision::ensure_components(&["rustfmt"])?;
     Cmd::cargo().args(["fmt", "--all", "--check"]).run()?;
+    // The Python module is a workspace of its own (docs/architecture.md, "The Python module").
+    Cmd::cargo()
+        .args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            layers::PYTHON_MANIFEST,
+        ])
+        .run()?;
     Ok(Vec::new())
 }
 
@@ -95,6 +109,17 @@ fn clippy() -> Result<Vec<String>> {
             "-D",
             "warnings",
         ])
+        .run()?;
+    // The Python module, in the target directory `cargo xtask pytest` builds it in.
+    Cmd::cargo()
+        .args([
+            "clippy",
+            "--all-targets",
+            "--manifest-path",
+            layers::PYTHON_MANIFEST,
+        ])
+        .args(["--", "-D", "warnings"])
+        .env("CARGO_TARGET_DIR", "target/python")
         .run()?;
     Ok(Vec::new())
 }
@@ -209,7 +234,8 @@ mod tests {
                 "tidy",
                 "examples",
                 "bench smoke",
-                "soak quick"
+                "soak quick",
+                "python"
             ]
         );
     }

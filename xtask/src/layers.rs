@@ -21,6 +21,7 @@ pub(crate) const FLOORS: &[(&str, u32)] = &[
     ("evloop-exec", 4),
     ("evloop-net", 5),
     ("evloop", 6),
+    ("evloop-python", 7),
 ];
 
 /// Workspace packages that stand outside the floors. They may depend on any
@@ -131,10 +132,32 @@ pub(crate) fn check(
 
 /// Runs `cargo metadata --format-version 1 --no-deps` and parses it.
 pub(crate) fn metadata() -> Result<Value> {
+    metadata_of(&[])
+}
+
+/// `cargo metadata --no-deps` of the root workspace (`manifest` empty) or of another manifest.
+fn metadata_of(manifest: &[&str]) -> Result<Value> {
     let json = Cmd::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
+        .args(manifest.iter().copied())
         .read()?;
     serde_json::from_str(&json).map_err(|e| format!("cargo metadata printed invalid JSON: {e}"))
+}
+
+/// The manifest of the Python module, a workspace of its own (outside the root's, see
+/// docs/architecture.md, "The Python module") whose layering is checked with the rest.
+pub(crate) const PYTHON_MANIFEST: &str = "crates/python/Cargo.toml";
+
+/// The root workspace's packages and the Python module's, in one `packages` array.
+fn all_metadata() -> Result<Value> {
+    let mut meta = metadata()?;
+    let python = metadata_of(&["--manifest-path", PYTHON_MANIFEST])?;
+    let extra = python["packages"].as_array().cloned().unwrap_or_default();
+    match meta["packages"].as_array_mut() {
+        Some(packages) => packages.extend(extra),
+        None => return Err("cargo metadata: unexpected JSON (no `packages` array)".to_string()),
+    }
+    Ok(meta)
 }
 
 /// The workspace packages and the normal/build dependencies between them.
@@ -175,7 +198,7 @@ fn graph(meta: &Value) -> Result<(Vec<String>, Vec<Dep>)> {
 
 /// `cargo xtask layers`: prints one line per violation and a summary.
 pub(crate) fn run() -> Result<Vec<String>> {
-    let (packages, deps) = graph(&metadata()?)?;
+    let (packages, deps) = graph(&all_metadata()?)?;
     let violations = check(FLOORS, EXEMPT, &packages, &deps);
     for violation in &violations {
         println!("layers: {violation}");
@@ -353,6 +376,7 @@ mod tests {
     fn floors_match_the_spec() {
         assert_eq!(floor_of("evloop-timer"), Some(1));
         assert_eq!(floor_of("evloop"), Some(6));
+        assert_eq!(floor_of("evloop-python"), Some(7));
         assert_eq!(floor_of("xtask"), None);
     }
 }

@@ -11,6 +11,7 @@ mod cmd;
 mod examples;
 mod layers;
 mod provision;
+mod pytest;
 mod soak;
 mod tidy;
 
@@ -22,12 +23,16 @@ usage: cargo xtask <task>
 
 tasks:
   ci                     every check, in order: fmt, clippy, build, test, doc, package,
-                         layers, tidy, examples, bench smoke, soak --quick
+                         layers, tidy, examples, bench smoke, soak --quick,
+                         pytest --core
   bench [--quick] [--json FILE] [--group PREFIX] [--out-dir DIR]
                          the benchmark suite (release build); report in target/bench/
   soak [--quick] [--only NAME]
                          the soak suite (release build; --quick: debug build,
                          scaled down); report in target/soak/report.md
+  pytest [--python PYTHON] [--core | --all | MODULE...]
+                         CPython's test.test_asyncio on the evloop Python module
+                         (built with maturin into target/pyvenv-<version>)
   layers                 the layering check alone
   tidy                   the tidy checks alone
   examples               build, run and check the reference examples alone
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
     let result = match task {
         Some("bench") => bench::run(rest, &called_from),
         Some("soak") => soak::run(rest),
+        Some("pytest") => pytest::run(rest),
         Some("ci") => no_args("ci", rest).and_then(|()| ci::run()),
         Some("layers") => no_args("layers", rest).and_then(|()| layers::run().map(drop)),
         Some("tidy") => no_args("tidy", rest).and_then(|()| tidy::run().map(drop)),

@@ -26,6 +26,7 @@ use crate::exception::{Context, default_exception_handler};
 use crate::handle::{Callback, Handle, Once, TimerHandle};
 use crate::job::Job;
 use crate::remote::{RemoteLoop, Shared};
+use crate::sleep::SleepHook;
 use crate::step::RawStep;
 use crate::{Error, owned, running};
 
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     pub(crate) locals: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
     /// Run by `close()` after everything pending was dropped (see `EventLoop::on_close`).
     pub(crate) close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// Called around a poll that may sleep (see `crate::sleep`).
+    pub(crate) sleep_hook: RefCell<Option<Rc<dyn SleepHook>>>,
 }
 
 impl Inner {
@@ -198,6 +201,7 @@ impl EventLoop {
                 handler: RefCell::new(None),
                 locals: RefCell::new(Vec::new()),
                 close_hooks: RefCell::new(Vec::new()),
+                sleep_hook: RefCell::new(None),
             }),
         };
         owned::register(&lp.inner);

@@ -35,6 +35,7 @@ mod job;
 mod owned;
 mod remote;
 mod running;
+mod sleep;
 mod step;
 mod tick;
 
@@ -46,5 +47,6 @@ pub use handle::{Handle, RemoteHandle, TimerHandle};
 pub use io::FdClaim;
 pub use remote::RemoteLoop;
 pub use running::get_running_loop;
+pub use sleep::SleepHook;
 pub use step::{RawStep, StepName, StepVTable};
 pub use tick::MAX_SKIPPED_POLLS;

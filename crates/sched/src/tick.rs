@@ -90,6 +90,11 @@ impl EventLoop {
         let mut signals = mem::take(&mut *inner.signals.borrow_mut());
         events.clear();
         signals.clear();
+        // Called outside every borrow of the loop's state (see `crate::sleep`).
+        let hook = self.sleep_hook_for(timeout);
+        if let Some(hook) = &hook {
+            hook.before_sleep();
+        }
         let outcome = match inner.reactor.borrow_mut().as_mut() {
             Some(reactor) => {
                 let outcome = reactor.poll(timeout, &mut events);
@@ -98,6 +103,9 @@ impl EventLoop {
             }
             None => Ok(0),
         };
+        if let Some(hook) = &hook {
+            hook.after_sleep();
+        }
         if !events.is_empty() || !signals.is_empty() {
             let watches = inner.watches.borrow();
             let handlers = inner.signal_handlers.borrow();

@@ -1,0 +1,31 @@
+//! evloop-python is floor 7 of evloop: the `evloop` Python module, evloop as CPython's asyncio
+//! event loop. It depends on `evloop-sched` (floor 2) and PyO3, and nothing depends on it. It
+//! must never know about evloop's futures, tasks or transports: asyncio's own Python code
+//! (`asyncio.BaseEventLoop` and the selector loop's socket methods) runs on top of the native
+//! scheduling core, fd watching and signal wake-ups this crate gives.
+//!
+//! Built with maturin (`crates/python/pyproject.toml`); outside the root workspace because a
+//! Python extension is linked against libpython only when the interpreter loads it
+//! (docs/architecture.md, "The Python module"). `cargo xtask pytest` builds it and runs
+//! CPython's own `test.test_asyncio` on it.
+//!
+//! Modules, lowest first: `on_thread` (a value bound to its thread) and `running` (what the
+//! loop running on this thread asks of its callbacks) ← `gil` (the sleep hook that releases the
+//! GIL) and `handle` (asyncio's handles, running a Python callback) ← `core` (`LoopCore`).
+
+mod core;
+mod gil;
+mod handle;
+mod on_thread;
+mod running;
+
+use pyo3::prelude::*;
+
+/// The native module `evloop._core`; `evloop/__init__.py` builds `evloop.Loop` on it.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<core::LoopCore>()?;
+    m.add_function(wrap_pyfunction!(core::forget_running_loop, m)?)?;
+    handle::add_classes(m)?;
+    Ok(())
+}
