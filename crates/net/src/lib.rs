@@ -25,6 +25,7 @@ mod datagram;
 mod ext;
 mod limits;
 mod open;
+mod process;
 mod protocol;
 mod readbuf;
 mod readiness;
@@ -40,6 +41,11 @@ pub use connect::SockConnect;
 pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 pub use ext::LoopSockExt;
 pub use open::{ConnectErrors, ConnectOptions, ServerOptions, UnixServerOptions};
+pub use process::{
+    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessReader, ProcessStdin,
+    ProcessStdio, SHELL, STREAM_LIMIT, SubprocessConnection, SubprocessProtocol,
+    SubprocessTransport,
+};
 pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
 pub use send::{SockSendall, SockSendto};
