@@ -19,6 +19,7 @@ mod faults;
 mod lifecycle;
 mod line;
 mod memory;
+mod process;
 mod signals;
 mod storm;
 mod sys;
@@ -93,6 +94,12 @@ const TESTS: &[Entry] = &[
     Entry {
         name: "bad-input",
         run: bad_input::run,
+        limit: Duration::from_secs(120),
+        full_only: false,
+    },
+    Entry {
+        name: "subprocess-churn",
+        run: process::run,
         limit: Duration::from_secs(120),
         full_only: false,
     },
