@@ -178,3 +178,39 @@ fn null_streams_environment_and_directory() -> TestResult {
     lp.close()?;
     Ok(())
 }
+
+// CPython: test_asyncio/test_subprocess.py SubprocessMixin::test_stdin_broken_pipe (drain
+// fails with BrokenPipeError once the child is gone) and test_communicate_ignore_broken_pipe.
+#[test]
+fn a_child_that_stops_reading_breaks_drain_but_not_communicate() -> TestResult {
+    let lp = EventLoop::new()?;
+    let big = vec![b'x'; 4 * 1024 * 1024];
+    let l2 = lp.clone();
+    let input = big.clone();
+    let err = lp.run_until_complete(async move {
+        let opts = ProcessOptions::new().stdout(ProcessStdio::Null);
+        let child = l2.create_subprocess_exec("head", ["-c", "1"], opts).await?;
+        let stdin = child
+            .stdin()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        stdin.write(&input);
+        let drained = stdin.drain().await;
+        child.wait().await?;
+        Ok::<_, std::io::Error>(drained.err())
+    })??;
+    let err = err.ok_or("drain succeeded with the reader gone")?;
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+
+    let l2 = lp.clone();
+    let (out, code) = lp.run_until_complete(async move {
+        let child = l2
+            .create_subprocess_exec("head", ["-c", "1"], ProcessOptions::new())
+            .await?;
+        let (out, _) = child.communicate(Some(&big)).await?;
+        Ok::<_, std::io::Error>((out, child.returncode()))
+    })??;
+    assert_eq!(out.as_deref(), Some(&b"x"[..]));
+    assert_eq!(code, Some(0));
+    lp.close()?;
+    Ok(())
+}

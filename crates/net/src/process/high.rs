@@ -40,7 +40,6 @@ struct Output {
 /// What the stdin pipe reported.
 #[derive(Default)]
 struct Input {
-    paused: bool,
     lost: bool,
     err: Option<io::Error>,
     wakers: Vec<Waker>,
@@ -112,13 +111,8 @@ impl SubprocessProtocol for ProcessProtocol {
         }
     }
 
-    fn pause_writing(&mut self) {
-        self.shared.borrow_mut().input.paused = true;
-    }
-
     fn resume_writing(&mut self) {
         let mut shared = self.shared.borrow_mut();
-        shared.input.paused = false;
         for waker in shared.input.wakers.drain(..) {
             waker.wake();
         }
@@ -337,16 +331,25 @@ impl ProcessStdin {
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub fn drain(&self) -> impl Future<Output = io::Result<()>> + 'static {
         let shared = self.shared.clone();
+        let transport = self.transport.clone();
         poll_fn(move |cx| {
             let mut shared = shared.borrow_mut();
             let input = &mut shared.input;
             if input.lost {
                 return Poll::Ready(match &input.err {
-                    Some(err) => Err(io::Error::new(err.kind(), err.to_string())),
+                    Some(err) => Err(match err.raw_os_error() {
+                        Some(code) => io::Error::from_raw_os_error(code),
+                        None => io::Error::new(err.kind(), err.to_string()),
+                    }),
                     None => Ok(()),
                 });
             }
-            if !input.paused {
+            // The pipe's own state, not the protocol's pause flag: `pause_writing` reaches the
+            // protocol on a later callback, and a drain right after a write must see it now.
+            let paused = transport
+                .get_pipe_transport(0)
+                .is_some_and(|pipe| pipe.is_writing_paused());
+            if !paused {
                 return Poll::Ready(Ok(()));
             }
             if !input.wakers.iter().any(|w| w.will_wake(cx.waker())) {
