@@ -98,7 +98,7 @@ fn the_exit_is_reported_even_while_a_grandchild_holds_the_pipe() -> TestResult {
         .stderr(ProcessStdio::Null);
     let (t, _p) = lp.run_until_complete(lp.subprocess_shell(
         move || Rec::new(&l2),
-        "(sleep 0.5; echo late) & echo early",
+        "(sleep 2; echo late) & echo early",
         options,
     ))??;
     let code = lp.run_until_complete(t.wait())??;

@@ -99,13 +99,19 @@ fn a_slow_reader_pauses_the_pipe_and_loses_nothing() -> TestResult {
             .ok_or_else(|| std::io::Error::other("no stdout"))?
             .clone();
         // Let the child write while nobody reads: the pipe pauses at the limit.
-        evloop_task::sleep(0.3)
-            .await
-            .map_err(std::io::Error::other)?;
-        let paused = !child
-            .transport()
-            .get_pipe_transport(1)
-            .is_none_or(|p| p.is_reading());
+        let pipe = child.transport().get_pipe_transport(1);
+        let mut paused = false;
+        for _ in 0..1000 {
+            paused = pipe
+                .as_ref()
+                .is_some_and(|p| !p.is_reading() && !p.is_closing());
+            if paused {
+                break;
+            }
+            evloop_task::sleep(0.01)
+                .await
+                .map_err(std::io::Error::other)?;
+        }
         let mut got = 0;
         loop {
             let chunk = out.read(4096).await?;
