@@ -19,6 +19,9 @@ use crate::{layers, provision};
 #[path = "examples_net.rs"]
 mod net;
 
+#[path = "examples_process.rs"]
+mod process;
+
 /// One example to build, run and check.
 struct Example {
     /// The example's name, which is also its binary's name.
@@ -125,6 +128,13 @@ const EXAMPLES: &[Example] = &[
         source: "examples/flow_control.rs",
         timeout: Duration::from_secs(60),
         check: prints_something,
+    },
+    Example {
+        name: "subprocess_ls",
+        package: "evloop",
+        source: "examples/subprocess_ls.rs",
+        timeout: Duration::from_secs(30),
+        check: process::subprocess_ls,
     },
     Example {
         name: "wheel",

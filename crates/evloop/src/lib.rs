@@ -123,6 +123,13 @@ pub use evloop_net::{
     AcceptedOptions, StartTlsOptions, TlsConfig, TlsSession, UnixConnectOptions, rustls,
 };
 
+// Floor 5: subprocesses, their transports and protocols, and the high-level `Process`.
+pub use evloop_net::{
+    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessReader, ProcessStdin,
+    ProcessStdio, SHELL, STREAM_LIMIT, SubprocessConnection, SubprocessProtocol,
+    SubprocessTransport,
+};
+
 /// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
 /// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
 pub use evloop_reactor::signals as signal;
@@ -139,6 +146,7 @@ pub mod raw {
 
 /// The names most programs need, for `use evloop::prelude::*;`.
 pub mod prelude {
+    pub use crate::LoopProcessExt;
     pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
     pub use crate::{LoopDatagramExt, LoopSockExt, LoopStreamExt};
     pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};

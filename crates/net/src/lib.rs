@@ -26,6 +26,7 @@ mod datagram;
 mod ext;
 mod limits;
 mod open;
+mod process;
 mod protocol;
 mod readbuf;
 mod readiness;
@@ -45,6 +46,11 @@ pub use ext::LoopSockExt;
 pub use open::{
     AcceptedOptions, ConnectErrors, ConnectOptions, ServerOptions, UnixConnectOptions,
     UnixServerOptions,
+};
+pub use process::{
+    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessReader, ProcessStdin,
+    ProcessStdio, SHELL, STREAM_LIMIT, SubprocessConnection, SubprocessProtocol,
+    SubprocessTransport,
 };
 pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};

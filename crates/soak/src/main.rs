@@ -19,6 +19,7 @@ mod faults;
 mod lifecycle;
 mod line;
 mod memory;
+mod process;
 mod signals;
 mod storm;
 mod streams;
@@ -108,6 +109,12 @@ const TESTS: &[Entry] = &[
         name: "tls",
         run: tls::run,
         limit: Duration::from_secs(180),
+        full_only: false,
+    },
+    Entry {
+        name: "subprocess-churn",
+        run: process::run,
+        limit: Duration::from_secs(120),
         full_only: false,
     },
     Entry {
