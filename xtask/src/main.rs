@@ -8,6 +8,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod docpaths;
 mod examples;
 mod layers;
 mod provision;

@@ -10,7 +10,9 @@
 //!   floor ("floor N", or "unpublished"/"benchmark" for the benchmarks) and
 //!   says what the crate must never know or depend on (the word "never");
 //! - `CHANGELOG.md` has a `## [Unreleased]` section;
-//! - no `.rs` file under `crates/` is over [`MAX_LINES`] lines (STYLE.md).
+//! - no `.rs` file under `crates/` is over [`MAX_LINES`] lines (STYLE.md);
+//! - doc examples of the published crates reach everything through `evloop::…`
+//!   (`docpaths.rs`), so that they compile in a program depending on evloop alone.
 //!
 //! Each rule is a function over one file's text, so the tests below feed it
 //! small strings. Comments and the contents of string and char literals are
@@ -21,6 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cmd::Result;
+use crate::docpaths;
 use crate::layers;
 
 /// The longest a `.rs` file under `crates/` may be: STYLE.md's ceiling.
@@ -38,12 +41,20 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    fn new(file: &str, line: usize, message: impl Into<String>) -> Problem {
+    pub(crate) fn new(file: &str, line: usize, message: impl Into<String>) -> Problem {
         Problem {
             file: file.to_string(),
             line,
             message: message.into(),
         }
+    }
+}
+
+impl Problem {
+    /// The 1-based line of the problem.
+    #[cfg(test)]
+    pub(crate) fn line(&self) -> usize {
+        self.line
     }
 }
 
@@ -70,6 +81,9 @@ pub(crate) fn run() -> Result<Vec<String>> {
         if path.starts_with("crates") {
             problems.extend(check_length(&name, &src));
         }
+        if is_published_source(path) {
+            problems.extend(docpaths::check_doc_paths(&name, &src));
+        }
     }
     for (lib, package) in crate_libs()? {
         let name = lib.display().to_string();
@@ -92,6 +106,15 @@ pub(crate) fn run() -> Result<Vec<String>> {
     } else {
         Err(format!("tidy: {} problem(s)", problems.len()))
     }
+}
+
+/// The unpublished members, whose docs no user sees through the facade.
+const UNPUBLISHED: &[&str] = &["bench", "soak", "python"];
+
+/// Whether `path` is under `crates/<published crate>/src/`.
+fn is_published_source(path: &Path) -> bool {
+    let parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
+    matches!(parts.as_slice(), ["crates", name, "src", ..] if !UNPUBLISHED.contains(name))
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -78,7 +78,7 @@
 pub use evloop_sched::{
     Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
     Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop,
-    TimerHandle, default_exception_handler, get_running_loop, log_report,
+    SleepHook, TimerHandle, default_exception_handler, get_running_loop, log_report,
 };
 
 // Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.

@@ -59,10 +59,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::io::Write;
-    /// use socket2::Socket;
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::Socket;
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// # let (a, b) = std::os::unix::net::UnixStream::pair()?;
@@ -87,10 +87,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::io::Write;
-    /// use socket2::Socket;
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::Socket;
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// # let (a, b) = std::os::unix::net::UnixStream::pair()?;
@@ -120,10 +120,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::io::Read;
-    /// use socket2::Socket;
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::Socket;
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// # let (a, b) = std::os::unix::net::UnixStream::pair()?;
@@ -154,10 +154,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::{SocketAddr, TcpListener};
-    /// use socket2::{Domain, Socket, Type};
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::{Domain, Socket, Type};
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -187,10 +187,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::TcpListener;
-    /// use socket2::{Domain, Socket, Type};
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::{Domain, Socket, Type};
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -214,10 +214,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::{SocketAddr, TcpStream};
-    /// use socket2::{Domain, Socket, Type};
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::{Domain, Socket, Type};
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
@@ -244,10 +244,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::{SocketAddr, UdpSocket};
-    /// use socket2::{Domain, SockAddr, Socket, Type};
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::{Domain, SockAddr, Socket, Type};
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let peer = UdpSocket::bind("127.0.0.1:0")?;
@@ -283,10 +283,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::UdpSocket;
-    /// use socket2::Socket;
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::Socket;
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let udp = UdpSocket::bind("127.0.0.1:0")?;
@@ -313,10 +313,10 @@ pub trait LoopSockExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::UdpSocket;
-    /// use socket2::Socket;
-    /// use evloop_net::LoopSockExt;
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::socket2::Socket;
+    /// use evloop::LoopSockExt;
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let udp = UdpSocket::bind("127.0.0.1:0")?;

@@ -41,7 +41,7 @@ use crate::transport::Transport;
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{Protocol, Transport};
+/// use evloop::{Protocol, Transport};
 ///
 /// /// Sends every chunk straight back.
 /// #[derive(Default)]

@@ -36,7 +36,7 @@ use crate::EventLoop;
 /// ```
 /// use std::{cell::RefCell, rc::Rc, time::Duration};
 /// // The facade does not re-export it yet: an embedder reaches it through evloop-sched.
-/// use evloop_sched::{EventLoop, SleepHook};
+/// use evloop::{EventLoop, SleepHook};
 ///
 /// #[derive(Default)]
 /// struct Record(RefCell<Vec<&'static str>>);

@@ -49,10 +49,10 @@ pub trait LoopDatagramExt: sealed::Sealed {
     ///
     /// ```
     /// use std::net::UdpSocket;
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
-    /// use socket2::SockAddr;
+    /// use evloop::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
+    /// use evloop::socket2::SockAddr;
     ///
     /// #[derive(Default)]
     /// struct Collect(Vec<Vec<u8>>);
@@ -70,7 +70,7 @@ pub trait LoopDatagramExt: sealed::Sealed {
     /// UdpSocket::bind("127.0.0.1:0")?.send_to(b"ping", addr)?;
     /// // The datagram is already queued on loopback: a few iterations bring it in.
     /// while protocol.borrow().0.is_empty() {
-    ///     lp.run_until_complete(evloop_task::sleep(std::time::Duration::ZERO))??;
+    ///     lp.run_until_complete(evloop::sleep(std::time::Duration::ZERO))??;
     /// }
     /// assert_eq!(protocol.borrow().0, [b"ping".to_vec()]);
     /// transport.close();

@@ -53,7 +53,7 @@ impl Where {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::DatagramOptions;
+/// use evloop::DatagramOptions;
 ///
 /// let server = DatagramOptions::new().local_addr("127.0.0.1", 0).reuse_port(true);
 /// let client = DatagramOptions::new().remote_addr("localhost", 9999);
@@ -63,9 +63,9 @@ impl Where {
 /// An `AF_UNIX` pair of endpoints, each bound to its own path so that answers can find it:
 ///
 /// ```
-/// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// struct Quiet;
 /// impl DatagramProtocol for Quiet {}

@@ -37,8 +37,8 @@ use super::DatagramTransport;
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{DatagramProtocol, DatagramTransport};
-/// use socket2::SockAddr;
+/// use evloop::{DatagramProtocol, DatagramTransport};
+/// use evloop::socket2::SockAddr;
 ///
 /// /// Sends every datagram back to where it came from.
 /// #[derive(Default)]

@@ -29,9 +29,9 @@ use log::Level;
 ///
 /// ```
 /// use std::net::{SocketAddr, UdpSocket};
-/// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// struct Quiet;
 /// impl DatagramProtocol for Quiet {}
@@ -114,9 +114,9 @@ impl DatagramTransport {
     ///
     /// ```
     /// use std::net::UdpSocket;
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// struct Quiet;
     /// impl DatagramProtocol for Quiet {}
@@ -193,9 +193,9 @@ impl DatagramTransport {
     /// # Examples
     ///
     /// ```
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// struct Quiet;
     /// impl DatagramProtocol for Quiet {}
@@ -242,9 +242,9 @@ impl DatagramTransport {
     /// # Examples
     ///
     /// ```
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, ExtraInfo, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::{DatagramOptions, DatagramProtocol, ExtraInfo, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// struct Quiet;
     /// impl DatagramProtocol for Quiet {}
@@ -276,9 +276,9 @@ impl DatagramTransport {
     /// # Examples
     ///
     /// ```
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// struct Quiet;
     /// impl DatagramProtocol for Quiet {}
@@ -313,9 +313,9 @@ impl DatagramTransport {
     /// # Examples
     ///
     /// ```
-    /// use evloop_net::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
-    /// use evloop_sched::EventLoop;
-    /// use evloop_task::LoopTaskExt;
+    /// use evloop::{DatagramOptions, DatagramProtocol, LoopDatagramExt};
+    /// use evloop::EventLoop;
+    /// use evloop::LoopTaskExt;
     ///
     /// struct Quiet;
     /// impl DatagramProtocol for Quiet {}

@@ -14,7 +14,7 @@ use std::io;
 ///
 /// ```
 /// use std::io;
-/// use evloop_net::ConnectErrors;
+/// use evloop::ConnectErrors;
 ///
 /// let errs = ConnectErrors(vec![
 ///     io::Error::from(io::ErrorKind::ConnectionRefused),

@@ -25,8 +25,8 @@ pub(crate) const DEFAULT_BACKLOG: u32 = 100;
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_net::ConnectOptions;
-/// use evloop_net::socket2::Domain;
+/// use evloop::ConnectOptions;
+/// use evloop::socket2::Domain;
 ///
 /// let opts = ConnectOptions::new()
 ///     .host("localhost")
@@ -193,7 +193,7 @@ impl ConnectOptions {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::ServerOptions;
+/// use evloop::ServerOptions;
 ///
 /// let opts = ServerOptions::new()
 ///     .host("127.0.0.1")
@@ -345,7 +345,7 @@ impl ServerOptions {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::UnixServerOptions;
+/// use evloop::UnixServerOptions;
 ///
 /// let opts = UnixServerOptions::new().backlog(16).cleanup_socket(false);
 /// assert!(format!("{opts:?}").contains("cleanup_socket: false"));
@@ -456,7 +456,7 @@ impl UnixServerOptions {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::UnixConnectOptions;
+/// use evloop::UnixConnectOptions;
 ///
 /// let opts = UnixConnectOptions::new().server_hostname("localhost");
 /// assert!(format!("{opts:?}").contains("localhost"));
@@ -526,7 +526,7 @@ impl UnixConnectOptions {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_net::AcceptedOptions;
+/// use evloop::AcceptedOptions;
 ///
 /// let opts = AcceptedOptions::new().ssl_handshake_timeout(Duration::from_secs(5));
 /// assert!(format!("{opts:?}").contains("5s"));

@@ -134,9 +134,9 @@ impl SubprocessProtocol for ProcessProtocol {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{LoopProcessExt, ProcessOptions};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{LoopProcessExt, ProcessOptions};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// let lp = EventLoop::new()?;
 /// let l2 = lp.clone();

@@ -48,7 +48,7 @@ impl fmt::Debug for ProcessStdio {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{ProcessOptions, ProcessStdio};
+/// use evloop::{ProcessOptions, ProcessStdio};
 ///
 /// let options = ProcessOptions::new()
 ///     .stdin(ProcessStdio::Null)

@@ -32,9 +32,9 @@ use super::transport::SubprocessTransport;
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{LoopProcessExt, ProcessOptions, ProcessStdio, SubprocessProtocol};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{LoopProcessExt, ProcessOptions, ProcessStdio, SubprocessProtocol};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// #[derive(Default)]
 /// struct Collect { out: Vec<u8>, done: Option<EventLoop> }

@@ -109,9 +109,9 @@ pub(crate) struct Inner {
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{LoopProcessExt, ProcessOptions, SubprocessProtocol};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{LoopProcessExt, ProcessOptions, SubprocessProtocol};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// struct Quiet;
 /// impl SubprocessProtocol for Quiet {}

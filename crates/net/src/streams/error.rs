@@ -15,7 +15,7 @@ use std::io;
 ///
 /// ```
 /// use std::io;
-/// use evloop_net::IncompleteReadError;
+/// use evloop::IncompleteReadError;
 ///
 /// fn partial_of(err: io::Error) -> Option<Vec<u8>> {
 ///     let inner = err.into_inner()?.downcast::<IncompleteReadError>().ok()?;

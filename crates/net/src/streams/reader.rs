@@ -46,10 +46,10 @@ use super::shared::Shared;
 /// # Examples
 ///
 /// ```
-/// use evloop_net::{ConnectOptions, ServerOptions, StreamReader, StreamWriter};
+/// use evloop::{ConnectOptions, ServerOptions, StreamReader, StreamWriter};
 ///
-/// evloop_exec::run(async {
-///     let server = evloop_net::start_server(
+/// evloop::run(async {
+///     let server = evloop::start_server(
 ///         |mut reader: StreamReader, writer: StreamWriter| async move {
 ///             let line = reader.readline().await?;
 ///             writer.write(&line);
@@ -61,7 +61,7 @@ use super::shared::Shared;
 ///     .await?;
 ///     let port = server.sockets()[0].local_addr()?.as_socket().unwrap().port();
 ///     let (mut reader, writer) =
-///         evloop_net::open_connection(ConnectOptions::new().host("127.0.0.1").port(port), None)
+///         evloop::open_connection(ConnectOptions::new().host("127.0.0.1").port(port), None)
 ///             .await?;
 ///     writer.write(b"hello\n");
 ///     assert_eq!(reader.readline().await?, b"hello\n");

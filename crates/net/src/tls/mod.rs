@@ -47,11 +47,11 @@ pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// ```
 /// use std::sync::Arc;
-/// use evloop_net::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-/// use evloop_net::rustls::{ClientConfig, RootCertStore, ServerConfig};
-/// use evloop_net::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+/// use evloop::rustls::{ClientConfig, RootCertStore, ServerConfig};
+/// use evloop::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// #[derive(Default)]
 /// struct Echo(Option<Transport>);
@@ -124,7 +124,7 @@ impl TlsConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_net::StartTlsOptions;
+/// use evloop::StartTlsOptions;
 ///
 /// let opts = StartTlsOptions::new()
 ///     .server_hostname("example.com")

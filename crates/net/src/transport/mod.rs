@@ -44,9 +44,9 @@ use inner::{Inner, Role, flag};
 /// ```
 /// use std::os::fd::OwnedFd;
 /// use std::os::unix::net::UnixStream;
-/// use evloop_net::{LoopStreamExt, Protocol, Transport};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{LoopStreamExt, Protocol, Transport};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// /// Streams `left` bytes without ever burying the transport.
 /// struct Producer { transport: Option<Transport>, left: usize }
@@ -118,9 +118,9 @@ use inner::{Inner, Role, flag};
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use evloop_net::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
-/// use evloop_sched::EventLoop;
-/// use evloop_task::LoopTaskExt;
+/// use evloop::{ConnectOptions, LoopStreamExt, Protocol, ServerOptions, Transport};
+/// use evloop::EventLoop;
+/// use evloop::LoopTaskExt;
 ///
 /// #[derive(Default)]
 /// struct Echo(Option<Transport>);
