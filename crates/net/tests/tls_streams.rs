@@ -295,3 +295,75 @@ fn ten_megabytes_through_tls_arrive_exactly_at_a_receiver_that_pauses() -> TestR
     lp.close()?;
     Ok(())
 }
+
+// CPython: test_streams.py::StreamTests::test_start_tls (asyncio 3.11+'s
+// StreamWriter.start_tls): a plain stream exchange, then both ends upgrade with
+// `StreamWriter::start_tls`, and the same reader and writer carry on over TLS.
+#[test]
+fn stream_writers_upgrade_both_ends_to_tls_and_the_readers_carry_on() -> TestResult {
+    let (_, client_config, server_config, _) = pki()?;
+    let lp = EventLoop::new()?;
+    let outcome = lp.run_until_complete(async move {
+        let server = evloop_net::start_server(
+            move |mut reader: evloop_net::StreamReader, mut writer: evloop_net::StreamWriter| {
+                let config = server_config.clone();
+                async move {
+                    let hello = reader.readline().await?;
+                    assert_eq!(hello, b"STARTTLS\n");
+                    writer.write(b"OK\n");
+                    writer.drain().await?;
+                    writer
+                        .start_tls(TlsConfig::Server(config), StartTlsOptions::new())
+                        .await?;
+                    let line = reader.readline().await?;
+                    writer.write(&[b"tls:", line.as_slice()].concat());
+                    writer.drain().await?;
+                    Ok(())
+                }
+            },
+            ServerOptions::new().host("127.0.0.1").port(0),
+            None,
+        )
+        .await?;
+        let port = server.sockets()[0]
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not inet"))?
+            .port();
+        let (mut reader, mut writer) =
+            evloop_net::open_connection(ConnectOptions::new().host("127.0.0.1").port(port), None)
+                .await?;
+        writer.write(b"STARTTLS\n");
+        let ok = reader.readline().await?;
+        writer
+            .start_tls(
+                TlsConfig::Client(client_config),
+                StartTlsOptions::new().server_hostname("localhost"),
+            )
+            .await?;
+        let upgraded = writer.transport().is_tls();
+        writer.write(b"secret\n");
+        let echoed = reader.readline().await?;
+        // A second upgrade of a TLS stream is refused.
+        let again = writer
+            .start_tls(
+                TlsConfig::Client(Arc::new(
+                    evloop_net::rustls::ClientConfig::builder()
+                        .with_root_certificates(evloop_net::rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                )),
+                StartTlsOptions::new().server_hostname("localhost"),
+            )
+            .await
+            .map_err(|e| e.kind());
+        writer.close();
+        server.close();
+        Ok::<_, io::Error>((ok, upgraded, echoed, again))
+    })??;
+    assert_eq!(outcome.0, b"OK\n");
+    assert!(outcome.1, "the writer's transport is the TLS one");
+    assert_eq!(outcome.2, b"tls:secret\n");
+    assert_eq!(outcome.3, Err(io::ErrorKind::InvalidInput));
+    lp.close()?;
+    Ok(())
+}

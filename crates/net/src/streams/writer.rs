@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::shared::Shared;
+use super::shared::{Shared, StreamProtocol};
+use crate::stream_ext::LoopStreamExt;
+use crate::tls::{StartTlsOptions, TlsConfig};
 use crate::transport::{ExtraInfo, Transport};
 
 /// The writing half of a stream connection (asyncio's `StreamWriter`): it wraps the
@@ -25,7 +27,8 @@ use crate::transport::{ExtraInfo, Transport};
 /// `StreamWriter.__del__` does (without its `ResourceWarning`); the buffered bytes are still
 /// sent.
 ///
-/// `start_tls` is not here yet: it comes with TLS.
+/// [`start_tls`](StreamWriter::start_tls) upgrades the connection to TLS in place, as
+/// asyncio's `StreamWriter.start_tls`: the reader and the writer carry on over the new layer.
 ///
 /// # Examples
 ///
@@ -38,6 +41,39 @@ pub struct StreamWriter {
 impl StreamWriter {
     pub(crate) fn new(transport: Transport, shared: Rc<Shared>) -> StreamWriter {
         StreamWriter { transport, shared }
+    }
+
+    /// Upgrades the connection to TLS (asyncio's `StreamWriter.start_tls`, a STARTTLS-style
+    /// upgrade): the handshake runs on the connection's socket, then this writer and its
+    /// [`StreamReader`](crate::StreamReader) go on over the TLS layer. `config`'s variant is
+    /// the side: [`TlsConfig::Client`] on the connecting end, [`TlsConfig::Server`] on the
+    /// accepting one. Bytes the reader had already received stay readable as they were.
+    ///
+    /// # Errors
+    ///
+    /// As [`LoopStreamExt::start_tls`]: `InvalidInput` for a connection that is already TLS,
+    /// a pipe or a closing one, or a client configuration without a server name; the
+    /// handshake's error (the reader then fails with it too).
+    ///
+    /// # Examples
+    ///
+    /// See `crates/net/tests/tls_streams.rs`, which upgrades a plain stream both ways.
+    pub async fn start_tls(
+        &mut self,
+        config: TlsConfig,
+        options: StartTlsOptions,
+    ) -> io::Result<()> {
+        let lp = self.transport.get_loop();
+        // A protocol of its own on the same shared state: the TLS layer calls its
+        // `connection_made` with the new transport, which the reader then pauses and resumes.
+        let protocol = Rc::new(std::cell::RefCell::new(StreamProtocol::new(
+            self.shared.clone(),
+        )));
+        let upgraded = lp
+            .start_tls(&self.transport, protocol, config, options)
+            .await?;
+        self.transport = upgraded;
+        Ok(())
     }
 
     /// The transport underneath (asyncio's `transport` property).
