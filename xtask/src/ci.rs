@@ -74,12 +74,67 @@ const UNPUBLISHED: &[&str] = &["xtask", "evloop-bench", "evloop-soak"];
 /// crates resolve from the packages made in the same run), so that the workspace stays
 /// publishable.
 fn package() -> Result<Vec<String>> {
-    let mut args = vec!["package", "--workspace", "--allow-dirty", "--quiet"];
+    forget_packaged_sources()?;
+    // A target directory of its own, emptied first: cargo takes a registry crate's build for
+    // immutable, so a build of our crates left by an earlier run of the same version would be
+    // reused instead of the fresh packages.
+    let target = std::path::Path::new("target").join("package-check");
+    if target.exists() {
+        std::fs::remove_dir_all(&target)
+            .map_err(|e| format!("cannot remove {}: {e}", target.display()))?;
+    }
+    let target = target.display().to_string();
+    let mut args = vec![
+        "package",
+        "--workspace",
+        "--allow-dirty",
+        "--quiet",
+        "--target-dir",
+        &target,
+    ];
     for name in UNPUBLISHED {
         args.extend(["--exclude", name]);
     }
     Cmd::cargo().args(args).run()?;
     Ok(Vec::new())
+}
+
+/// Removes the sources cargo extracted from an earlier `cargo package` run (see
+/// [`package`] for the builds).
+///
+/// `cargo package --workspace` verifies each crate against its siblings' fresh packages
+/// through a local registry, and cargo extracts what it takes from there into
+/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>`, as it does for crates.io; like a
+/// crates.io download, that copy is never refreshed. Our versions do not change between
+/// commits, so a second run would verify against the first run's sources (seen: the facade
+/// failed to find items that its sibling's fresh package had). Only those local-registry
+/// folders (their names start with `-`) and only our crates' copies are removed.
+fn forget_packaged_sources() -> Result {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            if name.starts_with("evloop-") || name.starts_with("evloop_") {
+                std::fs::remove_dir_all(krate.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", krate.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fmt() -> Result<Vec<String>> {
