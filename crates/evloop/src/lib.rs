@@ -104,8 +104,8 @@ pub use evloop_exec::{
 // Floor 5: networking: the low-level socket operations, stream transports and protocols,
 // servers, datagram endpoints, pipes; and the socket2 it speaks.
 pub use evloop_net::{
-    ConnectErrors, ConnectOptions, Connection, DatagramOptions, DatagramProtocol,
-    DatagramTransport, ExtraInfo, LoopDatagramExt, LoopSockExt, LoopStreamExt, Protocol,
+    Address, ConnectErrors, ConnectOptions, Connection, DatagramOptions, DatagramProtocol,
+    DatagramTransport, ExtraInfo, HostPort, LoopDatagramExt, LoopSockExt, LoopStreamExt, Protocol,
     ServeForever, Server, ServerOptions, ServerSocket, SockAccept, SockConnect, SockRecv,
     SockRecvInto, SockRecvfrom, SockRecvfromInto, SockSendall, SockSendto, Transport,
     TransportInfo, UnixServerOptions, WaitClosed, socket2,

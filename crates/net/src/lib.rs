@@ -21,6 +21,7 @@
 //! The futures are `!Send`, like the loop: they run in tasks on the loop's thread.
 
 mod accept;
+mod address;
 mod connect;
 mod datagram;
 mod ext;
@@ -40,11 +41,12 @@ mod tls;
 mod transport;
 
 pub use accept::SockAccept;
+pub use address::Address;
 pub use connect::SockConnect;
 pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 pub use ext::LoopSockExt;
 pub use open::{
-    AcceptedOptions, ConnectErrors, ConnectOptions, ServerOptions, UnixConnectOptions,
+    AcceptedOptions, ConnectErrors, ConnectOptions, HostPort, ServerOptions, UnixConnectOptions,
     UnixServerOptions,
 };
 pub use process::{

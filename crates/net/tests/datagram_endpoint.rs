@@ -113,7 +113,7 @@ fn endpoint(
     lp.run_until_complete(lp.create_datagram_endpoint(move || rec, options))?
 }
 
-fn inet(addr: Option<SockAddr>) -> io::Result<SocketAddr> {
+fn inet(addr: Option<evloop_net::Address>) -> io::Result<SocketAddr> {
     addr.and_then(|a| a.as_socket())
         .ok_or_else(|| io::Error::other("no inet address"))
 }
@@ -232,7 +232,7 @@ fn sendto_without_an_address_on_an_unconnected_endpoint_is_an_error_and_the_endp
 fn bound_udp() -> io::Result<(Socket, SocketAddr)> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
     sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    let addr = inet(Some(sock.local_addr()?))?;
+    let addr = inet(Some(sock.local_addr()?.into()))?;
     Ok((sock, addr))
 }
 

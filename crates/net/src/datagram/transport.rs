@@ -13,6 +13,7 @@ use socket2::{SockAddr, SockRef, Socket};
 use super::DatagramProtocol;
 use super::endpoint::{Endpoint, LOG_THRESHOLD_FOR_DROPPED_SENDS};
 use crate::ExtraInfo;
+use crate::address::Address;
 use crate::limits::water_marks;
 use evloop_sched::log_report;
 use log::Level;
@@ -226,13 +227,13 @@ impl DatagramTransport {
 
     /// The connected peer's address (`get_extra_info('peername')`), or `None` for an endpoint
     /// that is not connected (a server, or one made with `allow_broadcast`).
-    pub fn peername(&self) -> Option<SockAddr> {
-        self.ep.peername.clone()
+    pub fn peername(&self) -> Option<Address> {
+        self.ep.peername.clone().map(Address::from)
     }
 
     /// The socket's own address (`get_extra_info('sockname')`).
-    pub fn sockname(&self) -> Option<SockAddr> {
-        self.ep.sockname.clone()
+    pub fn sockname(&self) -> Option<Address> {
+        self.ep.sockname.clone().map(Address::from)
     }
 
     /// asyncio's `get_extra_info(name)`: `"peername"` (a connected endpoint's peer),

@@ -25,7 +25,7 @@ mod tests_unix;
 
 pub use errors::ConnectErrors;
 pub use options::{
-    AcceptedOptions, ConnectOptions, ServerOptions, UnixConnectOptions, UnixServerOptions,
+    AcceptedOptions, ConnectOptions, HostPort, ServerOptions, UnixConnectOptions, UnixServerOptions,
 };
 
 pub(crate) use common::{expect_stream, invalid, set_nodelay_if_tcp};

@@ -10,6 +10,23 @@ use socket2::{Domain, Protocol, Socket};
 
 use crate::tls::{TlsConfig, TlsSetup, checked_setup};
 
+/// A host and a port, from a [`SocketAddr`](std::net::SocketAddr) or a `(host, port)` pair:
+/// what [`ConnectOptions::addr`] and [`ServerOptions::addr`] take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort(pub String, pub u16);
+
+impl From<std::net::SocketAddr> for HostPort {
+    fn from(addr: std::net::SocketAddr) -> HostPort {
+        HostPort(addr.ip().to_string(), addr.port())
+    }
+}
+
+impl<H: Into<String>> From<(H, u16)> for HostPort {
+    fn from((host, port): (H, u16)) -> HostPort {
+        HostPort(host.into(), port)
+    }
+}
+
 /// asyncio's default `backlog` of `create_server` and `create_unix_server`.
 pub(crate) const DEFAULT_BACKLOG: u32 = 100;
 
@@ -72,6 +89,27 @@ impl ConnectOptions {
     pub fn port(mut self, port: u16) -> ConnectOptions {
         self.port = Some(port);
         self
+    }
+
+    /// The host and port in one: a [`SocketAddr`](std::net::SocketAddr)
+    /// (`"127.0.0.1:8080".parse()?`) or a `(host, port)` pair (`("localhost", 8080)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use evloop::ConnectOptions;
+    ///
+    /// let addr: SocketAddr = "127.0.0.1:8080".parse()?;
+    /// let a = ConnectOptions::new().addr(addr);
+    /// let b = ConnectOptions::new().addr(("127.0.0.1", 8080));
+    /// assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn addr(self, addr: impl Into<HostPort>) -> ConnectOptions {
+        let HostPort(host, port) = addr.into();
+        self.host(host).port(port)
     }
 
     /// Only addresses of this family (`Domain::IPV4` or `Domain::IPV6`); by default any.
@@ -255,6 +293,14 @@ impl ServerOptions {
     pub fn port(mut self, port: u16) -> ServerOptions {
         self.port = Some(port);
         self
+    }
+
+    /// A host to listen on and the port, in one: a [`SocketAddr`](std::net::SocketAddr) or a
+    /// `(host, port)` pair; the host is added as [`host`](ServerOptions::host) adds one.
+    #[must_use]
+    pub fn addr(self, addr: impl Into<HostPort>) -> ServerOptions {
+        let HostPort(host, port) = addr.into();
+        self.host(host).port(port)
     }
 
     /// Only addresses of this family (`Domain::IPV4` or `Domain::IPV6`); by default any.

@@ -11,8 +11,9 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
 
 use evloop_sched::EventLoop;
-use socket2::{SockAddr, SockRef};
+use socket2::SockRef;
 
+use crate::address::Address;
 use crate::protocol::Protocol;
 use crate::tls::layer::TlsInner;
 use crate::tls::{TlsConfig, TlsSession};
@@ -327,13 +328,17 @@ impl Transport {
 
     /// The remote address (asyncio's `get_extra_info('peername')`); `None` for pipes and
     /// once the transport is closed.
-    pub fn peername(&self) -> Option<SockAddr> {
-        self.with_socket(|s| s.peer_addr().ok()).flatten()
+    pub fn peername(&self) -> Option<Address> {
+        self.with_socket(|s| s.peer_addr().ok())
+            .flatten()
+            .map(Address::from)
     }
 
     /// The local address (`get_extra_info('sockname')`); `None` for pipes and once closed.
-    pub fn sockname(&self) -> Option<SockAddr> {
-        self.with_socket(|s| s.local_addr().ok()).flatten()
+    pub fn sockname(&self) -> Option<Address> {
+        self.with_socket(|s| s.local_addr().ok())
+            .flatten()
+            .map(Address::from)
     }
 
     /// Runs `f` with the transport's socket, borrowed (`get_extra_info('socket')`): read its
@@ -404,7 +409,7 @@ impl Transport {
 #[derive(Clone, Debug)]
 pub enum ExtraInfo {
     /// An address: `peername`, `sockname`.
-    Addr(SockAddr),
+    Addr(Address),
     /// A file descriptor, owned by the transport: `socket`, `pipe`.
     Fd(RawFd),
     /// `peercert`: the peer's end-entity certificate, DER-encoded.
