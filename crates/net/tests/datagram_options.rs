@@ -66,6 +66,11 @@ fn no_address_and_no_family_is_an_unexpected_family() -> TestResult {
     let lp = EventLoop::new()?;
     let msg = invalid_input(&lp, DatagramOptions::new())?;
     assert!(msg.contains("unexpected address family"), "{msg}");
+    // And it says what was missing.
+    assert!(
+        msg.ends_with("give local_addr, remote_addr, family or sock"),
+        "{msg}"
+    );
     Ok(())
 }
 

@@ -149,7 +149,14 @@ async fn open_inet(
 ) -> io::Result<Socket> {
     let family = match local.or(remote) {
         Some(addr) => Domain::for_address(addr),
-        None => return Err(invalid("family: unexpected address family")),
+        None => {
+            // asyncio's words first (`ValueError('unexpected address family')`), then what
+            // would have given the endpoint its family.
+            return Err(invalid(
+                "family: unexpected address family: give local_addr, remote_addr, family or \
+                 sock",
+            ));
+        }
     };
     let sock = new_socket(family, setup)?;
     if let Some(addr) = local {

@@ -213,7 +213,10 @@ impl DatagramOptions {
         if !any_path && !any_inet {
             return match self.family {
                 Some(family) => Ok(Plan::Unbound(family, setup)),
-                None => Err(invalid("family: unexpected address family")),
+                None => Err(invalid(
+                    "family: unexpected address family: give local_addr, remote_addr, family or \
+                     sock",
+                )),
             };
         }
         if any_path {
