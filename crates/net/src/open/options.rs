@@ -522,7 +522,7 @@ impl UnixConnectOptions {
     }
 
     /// Speaks TLS over the connection, as this client configuration says (asyncio's `ssl=`).
-    /// The server's certificate must match [`server_hostname`](Self::server_hostname),; the future completes once the handshake is done.
+    /// The server's certificate must match [`server_hostname`](Self::server_hostname); the future completes once the handshake is done.
     #[must_use]
     pub fn ssl(mut self, config: Arc<ClientConfig>) -> UnixConnectOptions {
         self.ssl = Some(config);
