@@ -507,7 +507,7 @@ impl UnixServerOptions {
 /// let opts = UnixConnectOptions::new().server_hostname("localhost");
 /// assert!(format!("{opts:?}").contains("localhost"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct UnixConnectOptions {
     pub(crate) ssl: Option<Arc<ClientConfig>>,
     pub(crate) server_hostname: Option<String>,
@@ -577,7 +577,7 @@ impl UnixConnectOptions {
 /// let opts = AcceptedOptions::new().ssl_handshake_timeout(Duration::from_secs(5));
 /// assert!(format!("{opts:?}").contains("5s"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AcceptedOptions {
     pub(crate) ssl: Option<Arc<ServerConfig>>,
     pub(crate) ssl_handshake_timeout: Option<Duration>,
