@@ -1,14 +1,22 @@
-//! evloop-net is floor 5 of evloop: networking. For now it owns asyncio's low-level socket
-//! operations (`sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_connect`, `sock_accept`,
-//! `sock_sendto`, `sock_recvfrom`, `sock_recvfrom_into`) on non-blocking [`socket2::Socket`]s,
-//! as the extension trait [`LoopSockExt`] on `evloop_sched::EventLoop`; transports, protocols
-//! and servers come later, on top of these. It depends only on `evloop-sched` (floor 2),
-//! `evloop-task` (floor 3) and `evloop-exec` (floor 4, to resolve host names off the loop),
-//! plus `socket2`, `libc` and `rustls` (TLS, re-exported: its configurations are in the API);
-//! it must never know about the facade crate `evloop`, which re-exports it. Most users want
-//! that facade, whose prelude brings [`LoopSockExt`] in scope.
+//! evloop-net is floor 5 of evloop: networking, as asyncio's. It depends only on
+//! `evloop-sched` (floor 2), `evloop-task` (floor 3) and `evloop-exec` (floor 4, to resolve
+//! host names off the loop), plus `socket2`, `libc`, `futures-io` and `rustls` (re-exported:
+//! its configurations are in the API); it must never know about the facade crate `evloop`,
+//! which re-exports it. Most users want that facade, whose prelude brings the extension traits
+//! in scope. It owns:
 //!
-//! # How an operation runs
+//! - the low-level socket operations (`sock_recv`, `sock_recv_into`, `sock_sendall`,
+//!   `sock_connect`, `sock_accept`, `sock_sendto`, `sock_recvfrom`, `sock_recvfrom_into`) on
+//!   non-blocking [`socket2::Socket`]s, as the extension trait [`LoopSockExt`];
+//! - stream transports and [`Protocol`] (TCP, Unix sockets, pipes), `create_connection` with
+//!   Happy Eyeballs, `create_server` and [`Server`], as [`LoopStreamExt`]; datagram endpoints
+//!   as [`LoopDatagramExt`];
+//! - TLS between a socket transport and its protocol (`ssl`, `start_tls`, on rustls);
+//! - streams ([`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`]),
+//!   which implement the `futures-io` traits;
+//! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]).
+//!
+//! # How a `sock_*` operation runs
 //!
 //! Each operation is a named future borrowing the socket. Its first poll tries the syscall, so
 //! a ready socket costs no registration; on `WouldBlock` it watches the fd with `add_reader` or
