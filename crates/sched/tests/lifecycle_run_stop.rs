@@ -155,8 +155,10 @@ fn the_loop_sleeps_until_the_next_live_timer() -> io::Result<()> {
     let early = lp.call_later(0.01, || panic!("cancelled timer ran"))?;
     early.cancel();
     let l2 = lp.clone();
-    lp.call_later(0.15, move || l2.stop())?;
+    // Taken before the timer is scheduled: its delay counts from the call, so a clock read
+    // after it (slow under valgrind) could see less than 150 ms with a timer on time.
     let start = Instant::now();
+    lp.call_later(0.15, move || l2.stop())?;
     lp.run_forever()?;
     assert!(start.elapsed() >= Duration::from_millis(150));
     assert!(start.elapsed() < Duration::from_secs(5));
