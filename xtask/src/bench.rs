@@ -11,11 +11,23 @@ use crate::cmd::{Cmd, Result};
 /// Checks the arguments and runs `cargo run --release -p evloop-bench -- <args>`.
 pub(crate) fn run(args: &[String], called_from: &Path) -> Result {
     let args = bench_args(args, called_from)?;
-    Cmd::cargo()
-        .args(["run", "--release", "-p", "evloop-bench", "--"])
-        .args(args)
-        .run()
+    let mut cmd = Cmd::cargo().args(["run", "--release", "-p", "evloop-bench", "--"]);
+    // The `evloop_py` peer (evloop as CPython's asyncio loop) needs the Python module built;
+    // smoke runs no Python peer at all. A module that cannot be built is a skip with the
+    // reason, as for any other peer.
+    if !args.iter().any(|a| a == "--smoke") {
+        cmd = match crate::pytest::module_python() {
+            Ok(python) => cmd.env(PYTHON_ENV, &python.display().to_string()),
+            Err(e) => cmd.env(PYTHON_SKIP_ENV, &e),
+        };
+    }
+    cmd.args(args).run()
 }
+
+/// The interpreter with the `evloop` module, for the benchmark's `evloop_py` peer.
+const PYTHON_ENV: &str = "EVLOOP_BENCH_PYTHON";
+/// Why there is none.
+const PYTHON_SKIP_ENV: &str = "EVLOOP_BENCH_PYTHON_SKIP";
 
 /// The arguments for the benchmark binary, or an error naming a bad one.
 fn bench_args(args: &[String], called_from: &Path) -> Result<Vec<String>> {

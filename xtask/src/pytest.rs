@@ -77,11 +77,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
-    let python = match python {
-        Some(p) => p,
-        None if provision::on_path("python3.11") => "python3.11".to_string(),
-        None => "python3".to_string(),
-    };
+    let python = python.unwrap_or_else(default_python);
     let venv = prepare(&python)?;
     if all {
         modules = all_modules(&venv)?;
@@ -96,6 +92,22 @@ pub(crate) fn run(args: &[String]) -> Result {
 pub(crate) fn ci() -> Result<Vec<String>> {
     run(&["--core".to_string()])?;
     Ok(Vec::new())
+}
+
+/// The interpreter when none is given: `python3.11`, else `python3`.
+fn default_python() -> String {
+    if provision::on_path("python3.11") {
+        "python3.11".to_string()
+    } else {
+        "python3".to_string()
+    }
+}
+
+/// The interpreter of a virtual environment with the `evloop` module built in (steps 1 to 3
+/// of the module docs, on the default interpreter): what `cargo xtask bench` gives its
+/// `evloop_py` peer.
+pub(crate) fn module_python() -> Result<PathBuf> {
+    Ok(prepare(&default_python())?.join("bin").join("python"))
 }
 
 /// Steps 1 to 3 of the module docs; the virtual environment's folder.

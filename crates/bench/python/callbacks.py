@@ -1,6 +1,6 @@
-"""The callback-loop benchmarks, run by evloop-bench on asyncio or uvloop.
+"""The callback-loop benchmarks, run by evloop-bench on asyncio, uvloop or evloop_py (evloop as CPython's loop).
 
-usage: callbacks.py --loop asyncio|uvloop --shape chained|batched|timers N
+usage: callbacks.py --loop asyncio|uvloop|evloop_py --shape chained|batched|timers N
 
 Prints `metric value` lines: `total <ms>` for chained/batched, `cpu <ms>` for timers. The shapes
 are the same as evloop's own (crates/bench/src/callbacks.rs), and every run checks its result.
@@ -16,6 +16,9 @@ def new_loop(kind):
     if kind == "uvloop":
         import uvloop
         return uvloop.new_event_loop()
+    if kind == "evloop_py":
+        import evloop
+        return evloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
@@ -85,7 +88,7 @@ def timers(loop, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--loop", choices=["asyncio", "uvloop"], required=True)
+    ap.add_argument("--loop", choices=["asyncio", "uvloop", "evloop_py"], required=True)
     ap.add_argument("--shape", choices=["chained", "batched", "timers"], required=True)
     ap.add_argument("n", type=int)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
-"""The echo server of the echo benchmarks, run by evloop-bench on asyncio or uvloop.
+"""The echo server of the echo benchmarks, run by evloop-bench on asyncio, uvloop or evloop_py (evloop as CPython's loop).
 
-usage: echo_server.py --loop asyncio|uvloop [--host 127.0.0.1] [--port 0]
+usage: echo_server.py --loop asyncio|uvloop|evloop_py [--host 127.0.0.1] [--port 0]
 
 A Protocol-based echo server, the shape asyncio's and uvloop's own echo benchmarks use: every
 `data_received` writes the data straight back. It raises RLIMIT_NOFILE to its hard limit, sets
@@ -38,7 +38,7 @@ def raise_nofile():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "evloop_py"], default="asyncio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
@@ -47,6 +47,10 @@ def main():
         import uvloop
 
         loop = uvloop.new_event_loop()
+    elif args.loop == "evloop_py":
+        import evloop
+
+        loop = evloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

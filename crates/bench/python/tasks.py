@@ -1,6 +1,6 @@
-"""The futures-and-tasks benchmarks, run by evloop-bench on asyncio or uvloop.
+"""The futures-and-tasks benchmarks, run by evloop-bench on asyncio, uvloop or evloop_py (evloop as CPython's loop).
 
-usage: tasks.py --loop asyncio|uvloop --shape tasks|sleep0|future_roundtrip|executor N
+usage: tasks.py --loop asyncio|uvloop|evloop_py --shape tasks|sleep0|future_roundtrip|executor N
 
 Prints `metric value` lines: `total <ms>` for every shape, and `p50_us <us>` for executor. The
 shapes are the same as evloop's own (crates/bench/src/tasks.rs), and every run checks its result.
@@ -14,6 +14,9 @@ def new_loop(kind):
     if kind == "uvloop":
         import uvloop
         return uvloop.new_event_loop()
+    if kind == "evloop_py":
+        import evloop
+        return evloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
@@ -63,7 +66,7 @@ async def executor(n):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], required=True)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "evloop_py"], required=True)
     parser.add_argument("--shape", choices=["tasks", "sleep0", "future_roundtrip", "executor"], required=True)
     parser.add_argument("n", type=int)
     args = parser.parse_args()

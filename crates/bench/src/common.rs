@@ -41,7 +41,7 @@ pub(crate) fn python_peers(
     n: usize,
     metrics: &[(&str, &str)],
 ) {
-    for subject in ["asyncio", "uvloop"] {
+    for subject in ["asyncio", "uvloop", "evloop_py"] {
         let args = ["--shape".to_owned(), shape.to_owned(), n.to_string()];
         let mut values = vec![Vec::new(); metrics.len()];
         for _ in 0..ctx.repeats() {

@@ -226,7 +226,7 @@ pub(crate) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 /// in smoke mode, as for every Python peer.
 pub(crate) fn python_launches(ctx: &mut Ctx, group: &str) -> Vec<Launch> {
     let mut launches = Vec::new();
-    for subject in ["asyncio", "uvloop"] {
+    for subject in ["asyncio", "uvloop", "evloop_py"] {
         if ctx.smoke {
             ctx.skip(group, subject, "python peers are not run in smoke mode");
             continue;
@@ -238,6 +238,7 @@ pub(crate) fn python_launches(ctx: &mut Ctx, group: &str) -> Vec<Launch> {
         }
         let python = match subject {
             "uvloop" => ctx.uvloop_python.clone().and_then(Result::ok),
+            "evloop_py" => crate::python::evloop_python().ok(),
             _ => python3_on_path(),
         };
         match python {

@@ -1,4 +1,5 @@
-//! Python's asyncio and uvloop as peers, run in the same benchmark run.
+//! Python's asyncio, uvloop and evloop's own Python module (`evloop_py`) as peers, run in the
+//! same benchmark run.
 //!
 //! A peer is a script under `crates/bench/python/` that takes
 //! `--loop asyncio|uvloop` and its own arguments, does the same work as the
@@ -65,9 +66,10 @@ fn run_peer(
     let python = match subject {
         "asyncio" => system_python()?,
         "uvloop" => uvloop_python(ctx)?,
+        "evloop_py" => evloop_python()?,
         other => {
             return Err(format!(
-                "unknown Python peer {other:?} (expected asyncio or uvloop)"
+                "unknown Python peer {other:?} (expected asyncio, uvloop or evloop_py)"
             ));
         }
     };
@@ -96,6 +98,20 @@ fn system_python() -> Result<PathBuf, String> {
         .map(|dir| dir.join("python3"))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| "python3 not found on PATH".to_string())
+}
+
+/// The interpreter with the `evloop` Python module (`crates/python`) that `cargo xtask
+/// bench` built and named in `EVLOOP_BENCH_PYTHON`; or why there is none.
+pub(crate) fn evloop_python() -> Result<PathBuf, String> {
+    if let Some(python) = std::env::var_os("EVLOOP_BENCH_PYTHON") {
+        return Ok(PathBuf::from(python));
+    }
+    Err(match std::env::var("EVLOOP_BENCH_PYTHON_SKIP") {
+        Ok(why) => format!("the evloop Python module could not be built: {why}"),
+        Err(_) => "the evloop Python module is built by `cargo xtask bench` (or `cargo xtask \
+                   pytest`); this run was started without it"
+            .to_string(),
+    })
 }
 
 /// The interpreter of the uvloop venv, made on first use in this run and
