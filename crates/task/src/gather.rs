@@ -1,6 +1,7 @@
 //! asyncio's `gather`: run futures as tasks at once and collect their outputs in order.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -110,14 +111,15 @@ struct Children<T: 'static> {
 /// What the children's done callbacks hand the gather.
 #[derive(Default)]
 pub(crate) struct News {
-    pub(crate) done: RefCell<Vec<usize>>,
+    /// A queue, drained in place, so that its buffer is reused from wake to wake.
+    pub(crate) done: RefCell<VecDeque<usize>>,
     pub(crate) waker: RefCell<Option<Waker>>,
 }
 
 impl News {
     /// Records that child `i` is done and wakes the waiting future.
     pub(crate) fn post(&self, i: usize) {
-        self.done.borrow_mut().push(i);
+        self.done.borrow_mut().push_back(i);
         let waker = self.waker.borrow_mut().take();
         if let Some(w) = waker {
             w.wake();
@@ -197,8 +199,9 @@ impl<T: 'static> Children<T> {
     /// Takes in the outcomes of the children whose callbacks ran; the first failure, if
     /// `stop_at_failure`.
     fn collect(&mut self, stop_at_failure: bool) -> Option<Error> {
-        let done = std::mem::take(&mut *self.news.done.borrow_mut());
-        for i in done {
+        // Taking an outcome runs no user code, so the queue stays borrowed.
+        let mut done = self.news.done.borrow_mut();
+        for i in done.drain(..) {
             let outcome = self.tasks[i].take_result();
             self.left -= 1;
             if stop_at_failure && let Err(err) = &outcome {

@@ -140,8 +140,8 @@ impl<T: 'static> Future for Wait<T> {
         if this.tasks.is_empty() {
             return Poll::Ready(Err(Error::invalid_state("wait polled after completion")));
         }
-        let done = std::mem::take(&mut *this.news.done.borrow_mut());
-        for i in done {
+        // Reading a task's state runs no user code, so the queue stays borrowed.
+        for i in this.news.done.borrow_mut().drain(..) {
             this.callbacks[i] = None;
             this.done_count += 1;
             let t = &this.tasks[i];
@@ -321,14 +321,7 @@ impl<T: 'static> AsCompleted<T> {
         if self.left == 0 {
             return Poll::Ready(None);
         }
-        let next = {
-            let mut done = self.news.done.borrow_mut();
-            if done.is_empty() {
-                None
-            } else {
-                Some(done.remove(0))
-            }
-        };
+        let next = self.news.done.borrow_mut().pop_front();
         if let Some(i) = next
             && let Some(task) = self.tasks[i].take()
         {
