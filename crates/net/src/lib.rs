@@ -33,6 +33,7 @@ mod address;
 mod connect;
 mod datagram;
 mod ext;
+mod given;
 mod limits;
 mod open;
 mod process;

@@ -103,6 +103,9 @@ pub trait LoopStreamExt: sealed::Sealed {
     /// socket file there is removed first; a regular file is `AddrInUse`. On close, the
     /// socket file is removed if it is still the one the server made.
     ///
+    /// An empty `path` is asyncio's `path=None`: the server listens on the socket given with
+    /// [`UnixServerOptions::sock`] instead.
+    ///
     /// # Errors
     ///
     /// See [`UnixServerOptions`]; OS errors of bind and listen.
@@ -433,7 +436,9 @@ impl LoopStreamExt for EventLoop {
         let lp = self.clone();
         let mut options = options;
         let tls = options.take_tls();
-        let opened = open::open_unix_listener(Some(path.as_ref()), options);
+        let path = path.as_ref();
+        let path = (!path.as_os_str().is_empty()).then_some(path);
+        let opened = open::open_unix_listener(path, options);
         async move {
             let tls = tls?;
             let opened = opened?;

@@ -8,6 +8,8 @@ use std::io;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::given::GivenSocket;
+
 /// An address as given to [`DatagramOptions`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Where {
@@ -84,7 +86,7 @@ impl Where {
 /// std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 #[must_use = "options do nothing until passed to create_datagram_endpoint"]
 pub struct DatagramOptions {
     pub(super) local: Option<Where>,
@@ -94,7 +96,7 @@ pub struct DatagramOptions {
     pub(super) flags: i32,
     pub(super) reuse_port: bool,
     pub(super) allow_broadcast: bool,
-    pub(super) sock: Option<Socket>,
+    pub(super) sock: Option<GivenSocket>,
 }
 
 impl DatagramOptions {
@@ -174,16 +176,20 @@ impl DatagramOptions {
 
     /// Uses `sock`, an existing datagram socket (bound, connected or neither); it is made
     /// non-blocking.
+    ///
+    /// Clones of these options share the socket: the first call made with any of them takes
+    /// it, and a later call with another clone fails with `InvalidInput` (`sock: already used
+    /// …`) instead of opening a second transport on one socket.
     pub fn sock(mut self, sock: Socket) -> DatagramOptions {
-        self.sock = Some(sock);
+        self.sock = Some(GivenSocket::new(sock));
         self
     }
 
     /// Checks the arguments and says how to open the socket.
     pub(super) fn into_plan(self) -> io::Result<Plan> {
-        if let Some(sock) = self.sock {
+        if let Some(given) = self.sock {
             return sock_plan(
-                sock,
+                given.take()?,
                 &[
                     ("local_addr", self.local.is_some()),
                     ("remote_addr", self.remote.is_some()),

@@ -48,12 +48,13 @@ pub(crate) fn open_connection(
             sock,
             .. // the TLS options, taken out by the caller
         } = opts;
-        if let Some(sock) = sock {
+        if let Some(given) = sock {
             if host.is_some() || port.is_some() {
                 return Err(invalid(
                     "host/port and sock can not be specified at the same time",
                 ));
             }
+            let sock = given.take()?;
             expect_stream(&sock)?;
             sock.set_nonblocking(true)?;
             set_nodelay_if_tcp(&sock)?;

@@ -65,12 +65,13 @@ pub(crate) fn open_listeners(
             .. // the TLS options, taken out by the caller
         } = opts;
         let sockets = match sock {
-            Some(sock) => {
+            Some(given) => {
                 if !hosts.is_empty() || port.is_some() {
                     return Err(invalid(
                         "host/port and sock can not be specified at the same time",
                     ));
                 }
+                let sock = given.take()?;
                 expect_stream(&sock)?;
                 sock.set_nonblocking(true)?;
                 vec![sock]

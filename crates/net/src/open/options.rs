@@ -8,6 +8,7 @@ use std::time::Duration;
 use rustls::{ClientConfig, ServerConfig};
 use socket2::{Domain, Protocol, Socket};
 
+use crate::given::GivenSocket;
 use crate::tls::{TlsConfig, TlsSetup, checked_setup};
 
 /// A host and a port, from a [`SocketAddr`](std::net::SocketAddr) or a `(host, port)` pair:
@@ -53,7 +54,7 @@ pub(crate) const DEFAULT_BACKLOG: u32 = 100;
 ///     .all_errors(true);
 /// assert!(format!("{opts:?}").contains("\"localhost\""));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
@@ -64,7 +65,7 @@ pub struct ConnectOptions {
     pub(crate) happy_eyeballs_delay: Option<Duration>,
     pub(crate) interleave: Option<usize>,
     pub(crate) all_errors: bool,
-    pub(crate) sock: Option<Socket>,
+    pub(crate) sock: Option<GivenSocket>,
     pub(crate) ssl: Option<Arc<ClientConfig>>,
     pub(crate) server_hostname: Option<String>,
     pub(crate) ssl_handshake_timeout: Option<Duration>,
@@ -170,9 +171,13 @@ impl ConnectOptions {
 
     /// Uses this stream socket instead of opening one; connected or not is the caller's
     /// affair. It is set non-blocking.
+    ///
+    /// Clones of these options share the socket: the first call made with any of them takes
+    /// it, and a later call with another clone fails with `InvalidInput` (`sock: already used
+    /// …`) instead of opening a second transport on one socket.
     #[must_use]
     pub fn sock(mut self, sock: Socket) -> ConnectOptions {
-        self.sock = Some(sock);
+        self.sock = Some(GivenSocket::new(sock));
         self
     }
 
@@ -241,7 +246,7 @@ impl ConnectOptions {
 ///     .reuse_port(true);
 /// assert!(format!("{opts:?}").contains("backlog: 512"));
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub(crate) hosts: Vec<String>,
     pub(crate) port: Option<u16>,
@@ -250,7 +255,7 @@ pub struct ServerOptions {
     pub(crate) reuse_address: bool,
     pub(crate) reuse_port: bool,
     pub(crate) start_serving: bool,
-    pub(crate) sock: Option<Socket>,
+    pub(crate) sock: Option<GivenSocket>,
     pub(crate) ssl: Option<Arc<ServerConfig>>,
     pub(crate) ssl_handshake_timeout: Option<Duration>,
     pub(crate) ssl_shutdown_timeout: Option<Duration>,
@@ -344,9 +349,13 @@ impl ServerOptions {
     }
 
     /// Listens on this bound stream socket instead of opening one.
+    ///
+    /// Clones of these options share the socket: the first call made with any of them takes
+    /// it, and a later call with another clone fails with `InvalidInput` (`sock: already used
+    /// …`) instead of opening a second transport on one socket.
     #[must_use]
     pub fn sock(mut self, sock: Socket) -> ServerOptions {
-        self.sock = Some(sock);
+        self.sock = Some(GivenSocket::new(sock));
         self
     }
 
@@ -396,12 +405,12 @@ impl ServerOptions {
 /// let opts = UnixServerOptions::new().backlog(16).cleanup_socket(false);
 /// assert!(format!("{opts:?}").contains("cleanup_socket: false"));
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct UnixServerOptions {
     pub(crate) backlog: u32,
     pub(crate) start_serving: bool,
     pub(crate) cleanup_socket: bool,
-    pub(crate) sock: Option<Socket>,
+    pub(crate) sock: Option<GivenSocket>,
     pub(crate) ssl: Option<Arc<ServerConfig>>,
     pub(crate) ssl_handshake_timeout: Option<Duration>,
     pub(crate) ssl_shutdown_timeout: Option<Duration>,
@@ -451,10 +460,15 @@ impl UnixServerOptions {
         self
     }
 
-    /// Listens on this bound `AF_UNIX` stream socket instead of binding a path.
+    /// Listens on this bound `AF_UNIX` stream socket instead of binding a path; pass an empty
+    /// path to `create_unix_server` with it (asyncio's `path=None`).
+    ///
+    /// Clones of these options share the socket: the first call made with any of them takes
+    /// it, and a later call with another clone fails with `InvalidInput` (`sock: already used
+    /// …`) instead of opening a second transport on one socket.
     #[must_use]
     pub fn sock(mut self, sock: Socket) -> UnixServerOptions {
-        self.sock = Some(sock);
+        self.sock = Some(GivenSocket::new(sock));
         self
     }
 

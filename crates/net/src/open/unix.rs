@@ -153,7 +153,8 @@ pub(crate) fn open_unix_listener(
     let sock = match (path, sock) {
         (Some(_), Some(_)) => return Err(invalid(BOTH)),
         (None, None) => return Err(invalid("path was not specified, and no sock specified")),
-        (None, Some(sock)) => {
+        (None, Some(given)) => {
+            let sock = given.take()?;
             expect_unix_stream(&sock)?;
             sock
         }
