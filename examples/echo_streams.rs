@@ -2,13 +2,21 @@
 //! examples): the server sends back every byte until the client closes; the client sends a
 //! message, reads the echo and prints it. Serves until SIGINT or SIGTERM.
 //!
-//! Usage: `echo_streams [ADDR]` serves (default `127.0.0.1:0`, a port the kernel picks) and
-//! prints `Serving on 127.0.0.1:PORT` once it listens; `echo_streams --client ADDR [MESSAGE]`
-//! is the client.
+//! Usage: `echo_streams [--tls] [ADDR]` serves (default `127.0.0.1:0`, a port the kernel
+//! picks) and prints `Serving on 127.0.0.1:PORT` once it listens; `echo_streams --client ADDR
+//! [MESSAGE]` is the client. With `--tls` the same handler is served over TLS (asyncio's
+//! `start_server(…, ssl=context)`): a self-signed certificate for `localhost` and `127.0.0.1`
+//! is made at start (with rcgen) and written to a file whose path is printed first
+//! (`Certificate: FILE`), so that a client can trust it, e.g. Python's
+//! `ssl.create_default_context(cafile=FILE)` with `asyncio.open_connection(…, ssl=context)`.
 
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use evloop::prelude::*;
+use evloop::rustls::ServerConfig;
+use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use evloop::{ConnectOptions, ServerOptions, StreamReader, StreamWriter};
 
 /// One connection: echo everything until end of file, then close.
@@ -25,19 +33,37 @@ async fn handle_echo(mut reader: StreamReader, writer: StreamWriter) -> io::Resu
     writer.wait_closed().await
 }
 
-fn serve(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// A self-signed certificate, written to a file in the temp dir (printed), and the server
+/// configuration presenting it.
+fn self_signed() -> Result<(PathBuf, Arc<ServerConfig>), Box<dyn std::error::Error>> {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)?;
+    let file = std::env::temp_dir().join(format!("evloop-echo-streams-{}.pem", std::process::id()));
+    std::fs::write(&file, made.cert.pem())?;
+    println!("Certificate: {}", file.display());
+    Ok((file, Arc::new(config)))
+}
+
+fn serve(addr: std::net::SocketAddr, tls: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let mut options = ServerOptions::new()
+        .host(addr.ip().to_string())
+        .port(addr.port());
+    let mut cert_file = None;
+    if tls {
+        let (file, config) = self_signed()?;
+        cert_file = Some(file);
+        options = options.ssl(config);
+    }
     let lp = EventLoop::new()?;
-    let server = lp.run_until_complete(evloop::start_server(
-        handle_echo,
-        ServerOptions::new()
-            .host(addr.ip().to_string())
-            .port(addr.port()),
-        None,
-    ))??;
+    let server = lp.run_until_complete(evloop::start_server(handle_echo, options, None))??;
     let bound = server.sockets()[0].local_addr()?;
     let bound = bound.as_socket().ok_or("not an inet address")?;
     println!("Serving on {bound}");
-    for signum in [libc::SIGINT, libc::SIGTERM] {
+    for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
         let l2 = lp.clone();
         lp.add_signal_handler(signum, move || l2.stop())?;
     }
@@ -48,6 +74,9 @@ fn serve(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     lp.run_until_complete(async move { s2.wait_closed().await })?;
     println!("Server closed");
     lp.close()?;
+    if let Some(file) = cert_file {
+        std::fs::remove_file(file)?;
+    }
     Ok(())
 }
 
@@ -81,6 +110,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             evloop::run(client(addr, message))??;
             Ok(())
         }
-        addr => serve(addr.as_deref().unwrap_or("127.0.0.1:0").parse()?),
+        Some(flag) if flag == "--tls" => serve(
+            args.next().as_deref().unwrap_or("127.0.0.1:0").parse()?,
+            true,
+        ),
+        addr => serve(addr.as_deref().unwrap_or("127.0.0.1:0").parse()?, false),
     }
 }

@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Serving on https://{}/",
         bound.as_socket().ok_or("not inet")?
     );
-    for signum in [libc::SIGINT, libc::SIGTERM] {
+    for signum in [evloop::signal::SIGINT, evloop::signal::SIGTERM] {
         let l2 = lp.clone();
         lp.add_signal_handler(signum, move || l2.stop())?;
     }

@@ -216,8 +216,68 @@ pub(super) fn echo_streams(run: &mut Run) -> Result {
             py.stderr
         ));
     }
-    interrupt_and_close(run)
+    interrupt_and_close(run)?;
+    echo_streams_tls()
 }
+
+/// `echo_streams --tls`: CPython's `ssl` and asyncio streams trust the printed certificate,
+/// see TLS 1.3, and exchange 1 MB byte-exact; without the certificate they are refused.
+fn echo_streams_tls() -> Result {
+    let mut run = Run::spawn(
+        {
+            let mut command = Command::new(example_bin("echo_streams")?);
+            command.arg("--tls");
+            command
+        },
+        "echo_streams --tls",
+        Duration::from_secs(90),
+    )?;
+    let cert = announced(&mut run, "Certificate: ")?;
+    let addr = announced(&mut run, "Serving on ")?;
+    let py = output_within(
+        Command::new("python3").args(["-c", PY_EXCHANGE_TLS, &addr, &cert]),
+        b"",
+        Duration::from_secs(60),
+    )?;
+    let expected = "refused: CERTIFICATE_VERIFY_FAILED\nTLSv1.3 ok 1000000";
+    if !py.status.success() || py.text().trim() != expected {
+        return Err(format!(
+            "asyncio TLS client: {} {:?} (expected {expected:?}) {}",
+            py.status,
+            py.text(),
+            py.stderr
+        ));
+    }
+    interrupt_and_close(&mut run)
+}
+
+/// CPython's `ssl` with asyncio streams against `echo_streams --tls`: an untrusting context is
+/// refused, then one that trusts the certificate exchanges 1 MB.
+const PY_EXCHANGE_TLS: &str = r#"
+import asyncio, ssl, sys
+async def main(host, port, cafile):
+    try:
+        await asyncio.open_connection(host, int(port), ssl=ssl.create_default_context())
+        print("an untrusting client connected")
+    except ssl.SSLCertVerificationError as e:
+        print("refused:", e.reason)
+    ctx = ssl.create_default_context(cafile=cafile)
+    r, w = await asyncio.open_connection(host, int(port), ssl=ctx)
+    version = w.get_extra_info("ssl_object").version()
+    data = bytes((i * 7) % 251 for i in range(1_000_000))
+    async def send():
+        w.write(data)
+        await w.drain()
+    t = asyncio.create_task(send())
+    got = await asyncio.wait_for(r.readexactly(len(data)), 30)
+    await t
+    w.close()
+    await w.wait_closed()
+    assert got == data, "the echo differs"
+    print(version, "ok", len(got))
+host, port = sys.argv[1].rsplit(":", 1)
+asyncio.run(main(host, port, sys.argv[2]))
+"#;
 
 /// `echo_sock`: 200 kB through one connection, byte-exact.
 pub(super) fn echo_sock(run: &mut Run) -> Result {
