@@ -1,11 +1,17 @@
 //! The `tls_echo` group: `tls_echo_1k_c10`, a 1 KiB echo over TLS 1.3 on 10 connections,
 //! evloop's `create_server(ssl=…)` against tokio with tokio-rustls, both on rustls' `ring`
-//! provider with the same certificate. Each server runs on a thread of its own (one loop, one
-//! current_thread runtime); one load thread drives both, slice by slice in turn, with blocking
-//! rustls clients: it pays the same client-side crypto for both, so the ratio is what counts.
+//! provider with the same certificate, and against Python's asyncio, uvloop and evloop_py
+//! (evloop as CPython's loop) serving `python/tls_echo_server.py` with an `ssl.SSLContext`
+//! loaded from that certificate's PEM files, where they can run (a missing peer is a skip
+//! with its reason). The Rust servers run on threads of their own (one loop, one
+//! current_thread runtime), the Python ones as child processes; one load thread drives them
+//! all, slice by slice in turn, with blocking rustls clients: it pays the same client-side
+//! crypto for each, so the ratios are what counts.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
@@ -17,6 +23,7 @@ use evloop::rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig
 use evloop::{Protocol, ServerOptions, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::echo_proc::{Launch, python_launches};
 use crate::harness::Ctx;
 
 const GROUP: &str = "tls_echo";
@@ -24,26 +31,47 @@ const CELL: &str = "tls_echo_1k_c10";
 const SIZE: usize = 1024;
 const CONNS: usize = 10;
 
+/// How long a Python server may take to print its port (it imports asyncio and ssl first).
+const PY_START_LIMIT: Duration = Duration::from_secs(20);
+
 pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
-    let (server_config, client_config) = configs()?;
-    let (evloop_addr, evloop_stop) = evloop_server(server_config.clone())?;
-    let (tokio_addr, tokio_stop) = tokio_server(server_config)?;
+    let certs = certificate()?;
+    let (evloop_addr, evloop_stop) = evloop_server(certs.server.clone())?;
+    let (tokio_addr, tokio_stop) = tokio_server(certs.server.clone())?;
+    let client_config = certs.client.clone();
     let slice = if ctx.smoke {
         Duration::from_millis(50)
     } else {
         Duration::from_millis(1000)
     };
     let slices = if ctx.smoke { 1 } else { 3 * ctx.repeats() };
-    let mut clients = [
+    let mut clients: Vec<(&'static str, Vec<Client>)> = vec![
         ("evloop", connect_all(evloop_addr, &client_config)?),
         ("tokio", connect_all(tokio_addr, &client_config)?),
     ];
+    // The Python peers (none in smoke mode: python_launches skips them there).
+    let pem = PemFiles::write(&ctx.out_dir.join("tls_echo"), &certs)?;
+    let mut py_servers = Vec::new();
+    for launch in python_launches(ctx, GROUP) {
+        let Launch::Python { subject, python } = launch else {
+            continue;
+        };
+        let started = PyServer::start(subject, &python, &pem)
+            .and_then(|server| Ok((connect_all(server.addr, &client_config)?, server)));
+        match started {
+            Ok((conns, server)) => {
+                clients.push((subject, conns));
+                py_servers.push(server);
+            }
+            Err(reason) => ctx.skip(GROUP, subject, &reason),
+        }
+    }
     // Warm-up, then the subjects take turns.
     for (_, conns) in clients.iter_mut() {
         echo_for(conns, slice / 4)?;
     }
-    let mut trips = [0u64; 2];
-    let mut time = [Duration::ZERO; 2];
+    let mut trips = vec![0u64; clients.len()];
+    let mut time = vec![Duration::ZERO; clients.len()];
     for _ in 0..slices {
         for (i, (_, conns)) in clients.iter_mut().enumerate() {
             let started = Instant::now();
@@ -51,38 +79,56 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
             time[i] += started.elapsed();
         }
     }
+    let subjects: Vec<&str> = clients.iter().map(|(subject, _)| *subject).collect();
     drop(clients);
+    drop(py_servers);
+    drop(pem);
     evloop_stop();
     tokio_stop();
-    let rps: Vec<f64> = (0..2)
+    let rps: Vec<f64> = (0..subjects.len())
         .map(|i| trips[i] as f64 / time[i].as_secs_f64().max(1e-9))
         .collect();
-    ctx.record(CELL, "evloop", "rps", rps[0], "req/s");
-    ctx.record(CELL, "tokio", "rps", rps[1], "req/s");
-    ctx.record(
-        CELL,
-        "evloop",
-        "rps_vs_tokio",
-        rps[0] / rps[1].max(1e-9),
-        "×",
-    );
+    for (subject, rps) in subjects.iter().zip(&rps) {
+        ctx.record(CELL, subject, "rps", *rps, "req/s");
+    }
+    // evloop (index 0) against every other subject.
+    for (subject, other) in subjects.iter().zip(&rps).skip(1) {
+        ctx.record(
+            CELL,
+            "evloop",
+            &format!("rps_vs_{subject}"),
+            rps[0] / other.max(1e-9),
+            "×",
+        );
+    }
     ctx.note(
         GROUP,
         &format!(
-            "loopback TCP, TLS 1.3 (rustls, ring) on both; evloop: create_server(ssl=…), a protocol \
-             that writes every chunk back; tokio: current_thread runtime, tokio-rustls \
-             TlsAcceptor, a task per connection, read + write_all; one load thread of blocking \
+            "loopback TCP, TLS 1.3 (rustls, ring) on the Rust servers; evloop: \
+             create_server(ssl=…), a protocol that writes every chunk back; tokio: \
+             current_thread runtime, tokio-rustls TlsAcceptor, a task per connection, read + \
+             write_all; asyncio/uvloop/evloop_py: python/tls_echo_server.py, a Protocol echo \
+             behind create_server(ssl=SSLContext) with the same certificate (CPython's ssl \
+             module, OpenSSL), TLS 1.3 only, a process of its own; one load thread of blocking \
              rustls clients ({CONNS} connections, {SIZE} B each way per round trip), the \
              subjects in turn, {slices} slice(s) of {} ms each; the load's own TLS work bounds \
-             both figures alike",
+             every figure alike",
             slice.as_millis()
         ),
     );
     Ok(())
 }
 
-/// A self-signed certificate for localhost: the servers' configuration and the clients'.
-fn configs() -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), String> {
+/// A self-signed certificate for localhost: the Rust servers' configuration, the clients',
+/// and the PEM texts for the Python servers.
+struct Certificate {
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn certificate() -> Result<Certificate, String> {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .map_err(|e| format!("rcgen: {e}"))?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
@@ -97,7 +143,127 @@ fn configs() -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), String> {
     let client = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok((Arc::new(server), Arc::new(client)))
+    Ok(Certificate {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        cert_pem: made.cert.pem(),
+        key_pem: made.signing_key.serialize_pem(),
+    })
+}
+
+/// The certificate and key as PEM files in a folder of their own, removed when dropped.
+struct PemFiles {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl PemFiles {
+    fn write(dir: &Path, certs: &Certificate) -> Result<PemFiles, String> {
+        let failed = |e: io::Error| format!("writing the PEM files to {}: {e}", dir.display());
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        let files = PemFiles {
+            dir: dir.to_path_buf(),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, &certs.cert_pem).map_err(failed)?;
+        std::fs::write(&files.key, &certs.key_pem).map_err(failed)?;
+        Ok(files)
+    }
+}
+
+impl Drop for PemFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Python TLS echo server (`python/tls_echo_server.py`) as a child process; killed and
+/// reaped when dropped (it also exits when its stdin closes).
+struct PyServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl PyServer {
+    /// Starts the server of `subject` on `python` and waits for the port it prints; the
+    /// reason it could not, with the last line of its error output.
+    fn start(subject: &str, python: &Path, pem: &PemFiles) -> Result<PyServer, String> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join("tls_echo_server.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
+            .args(["--loop", subject, "--port", "0", "--cert"])
+            .arg(&pem.cert)
+            .arg("--key")
+            .arg(&pem.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        println!(
+            "+ {} {} --loop {subject} --port 0 --cert {} --key {}",
+            python.display(),
+            script.display(),
+            pem.cert.display(),
+            pem.key.display()
+        );
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the {subject} TLS server: {e}"))?;
+        let (port_tx, port_rx) = mpsc::channel();
+        let stdout = child.stdout.take();
+        // Reads the port line, then drains the rest so that the server never blocks on it.
+        thread::spawn(move || {
+            let Some(stdout) = stdout else { return };
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = port_tx.send(lines.next());
+            for _ in lines {}
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        let stderr = child.stderr.take();
+        // Keeps the last line of the error output for a skip reason, and drains the rest.
+        thread::spawn(move || {
+            let Some(stderr) = stderr else { return };
+            let last = BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|line| !line.trim().is_empty())
+                .last();
+            let _ = err_tx.send(last);
+        });
+        let mut server = PyServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let port = match port_rx.recv_timeout(PY_START_LIMIT) {
+            Ok(Some(Ok(line))) => line.trim().parse::<u16>().ok(),
+            _ => None,
+        };
+        let Some(port) = port else {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            let why = err_rx
+                .recv_timeout(Duration::from_secs(2))
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "no error output".to_string());
+            return Err(format!(
+                "the {subject} TLS server did not print its port within {} s: {why}",
+                PY_START_LIMIT.as_secs()
+            ));
+        };
+        server.addr.set_port(port);
+        Ok(server)
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 type Client = StreamOwned<ClientConnection, TcpStream>;
@@ -252,4 +418,59 @@ fn tokio_server(config: Arc<ServerConfig>) -> Result<(SocketAddr, impl FnOnce())
         let _ = stop_tx.send(());
         let _ = handle.join();
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `python3` on `PATH`, if any (the tests pass without one, as python.rs's do).
+    fn python3() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("python3"))
+            .find(|candidate| candidate.is_file())
+    }
+
+    fn pem_dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("evloop-bench-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn the_asyncio_server_echoes_over_tls_with_the_generated_pem_files() -> Result<(), String> {
+        let Some(python) = python3() else {
+            return Ok(());
+        };
+        let certs = certificate()?;
+        let pem = PemFiles::write(&pem_dir("tls-ok"), &certs)?;
+        let server = PyServer::start("asyncio", &python, &pem)?;
+        let mut conns = connect_all(server.addr, &certs.client)?;
+        // At least one round trip on every connection, each echo checked.
+        let trips = echo_for(&mut conns, Duration::from_millis(10))?;
+        assert!(trips >= CONNS as u64, "{trips} round trips");
+        Ok(())
+    }
+
+    #[test]
+    fn a_python_server_that_cannot_start_is_a_reason() -> Result<(), String> {
+        let Some(python) = python3() else {
+            return Ok(());
+        };
+        let dir = pem_dir("tls-missing");
+        let pem = PemFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+        };
+        match PyServer::start("asyncio", &python, &pem) {
+            Ok(server) => Err(format!(
+                "a server started without its PEM files: {}",
+                server.addr
+            )),
+            Err(reason) => {
+                assert!(reason.contains("FileNotFoundError"), "{reason}");
+                Ok(())
+            }
+        }
+    }
 }

@@ -125,9 +125,8 @@ pub use evloop_net::{
 
 // Floor 5: subprocesses, their transports and protocols, and the high-level `Process`.
 pub use evloop_net::{
-    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessReader, ProcessStdin,
-    ProcessStdio, SHELL, STREAM_LIMIT, SubprocessConnection, SubprocessProtocol,
-    SubprocessTransport,
+    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessStdio, SHELL,
+    SubprocessConnection, SubprocessProtocol, SubprocessTransport,
 };
 
 /// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,

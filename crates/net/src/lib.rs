@@ -59,9 +59,8 @@ pub use open::{
     UnixServerOptions,
 };
 pub use process::{
-    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessReader, ProcessStdin,
-    ProcessStdio, SHELL, STREAM_LIMIT, SubprocessConnection, SubprocessProtocol,
-    SubprocessTransport,
+    Communicated, LoopProcessExt, Process, ProcessOptions, ProcessStdio, SHELL,
+    SubprocessConnection, SubprocessProtocol, SubprocessTransport,
 };
 pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};

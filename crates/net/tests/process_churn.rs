@@ -63,7 +63,7 @@ fn two_hundred_children_leave_no_zombie_and_no_fd() -> TestResult {
         } else {
             let l3 = lp.clone();
             let pid = lp.run_until_complete(async move {
-                let child = l3
+                let mut child = l3
                     .create_subprocess_exec("echo", [i.to_string()], options)
                     .await?;
                 child.communicate(None).await?;

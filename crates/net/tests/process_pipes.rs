@@ -5,7 +5,7 @@ mod process_util;
 
 use std::time::Duration;
 
-use evloop_net::{LoopProcessExt, ProcessOptions, ProcessStdio, STREAM_LIMIT};
+use evloop_net::{DEFAULT_LIMIT, LoopProcessExt, ProcessOptions, ProcessStdio};
 use evloop_sched::EventLoop;
 use evloop_task::LoopTaskExt;
 use process_util::{Ev, Log, Rec, run_until};
@@ -52,7 +52,7 @@ fn communicate_feeds_stdin_and_collects_both_outputs() -> TestResult {
     let l2 = lp.clone();
     let sent = input.clone();
     let (out, err, code) = lp.run_until_complete(async move {
-        let child = l2
+        let mut child = l2
             .create_subprocess_exec("cat", [""; 0], ProcessOptions::new())
             .await?;
         let (out, err) = child.communicate(Some(&sent)).await?;
@@ -68,7 +68,7 @@ fn communicate_feeds_stdin_and_collects_both_outputs() -> TestResult {
     // CPython: test_subprocess.py test_communicate_empty_input; stderr kept apart.
     let l2 = lp.clone();
     let (out, err) = lp.run_until_complete(async move {
-        let child = l2
+        let mut child = l2
             .create_subprocess_shell("cat; echo oops >&2; exit 3", ProcessOptions::new())
             .await?;
         let got = child.communicate(Some(b"")).await?;
@@ -88,16 +88,16 @@ fn communicate_feeds_stdin_and_collects_both_outputs() -> TestResult {
 fn a_slow_reader_pauses_the_pipe_and_loses_nothing() -> TestResult {
     let lp = EventLoop::new()?;
     let l2 = lp.clone();
-    let total = 8 * STREAM_LIMIT;
+    let total = 8 * DEFAULT_LIMIT;
     let got = lp.run_until_complete(async move {
         let opts = ProcessOptions::new().stdin(ProcessStdio::Null);
-        let child = l2
+        let mut child = l2
             .create_subprocess_exec("head", ["-c", &total.to_string(), "/dev/zero"], opts)
             .await?;
-        let out = child
-            .stdout()
-            .ok_or_else(|| std::io::Error::other("no stdout"))?
-            .clone();
+        let mut out = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
         // Let the child write while nobody reads: the pipe pauses at the limit.
         let pipe = child.transport().get_pipe_transport(1);
         let mut paused = false;
@@ -168,14 +168,14 @@ fn null_streams_environment_and_directory() -> TestResult {
         .cwd(&dir);
     let l2 = lp.clone();
     let out = lp.run_until_complete(async move {
-        let child = l2
+        let mut child = l2
             .create_subprocess_exec(
                 "/bin/sh",
                 ["-c", "cat; echo \"$EVLOOP_X $HOME\"; pwd; echo gone >&2"],
                 options,
             )
             .await?;
-        assert!(child.stdin().is_none() && child.stderr().is_none());
+        assert!(child.stdin.is_none() && child.stderr.is_none());
         child.communicate(None).await
     })??;
     let expected = format!("42 \n{}\n", dir.display());
@@ -197,7 +197,8 @@ fn a_child_that_stops_reading_breaks_drain_but_not_communicate() -> TestResult {
         let opts = ProcessOptions::new().stdout(ProcessStdio::Null);
         let child = l2.create_subprocess_exec("head", ["-c", "1"], opts).await?;
         let stdin = child
-            .stdin()
+            .stdin
+            .as_ref()
             .ok_or_else(|| std::io::Error::other("no stdin"))?;
         stdin.write(&input);
         let drained = stdin.drain().await;
@@ -209,7 +210,7 @@ fn a_child_that_stops_reading_breaks_drain_but_not_communicate() -> TestResult {
 
     let l2 = lp.clone();
     let (out, code) = lp.run_until_complete(async move {
-        let child = l2
+        let mut child = l2
             .create_subprocess_exec("head", ["-c", "1"], ProcessOptions::new())
             .await?;
         let (out, _) = child.communicate(Some(&big)).await?;

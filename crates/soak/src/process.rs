@@ -133,7 +133,7 @@ async fn one_child(lp: EventLoop, i: usize) -> (Option<bool>, Option<u32>) {
         lp.create_subprocess_exec("echo", [i.to_string()], options)
             .await
     };
-    let Ok(child) = started else {
+    let Ok(mut child) = started else {
         return (None, None);
     };
     let pid = Some(child.pid());

@@ -18,7 +18,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
-pub use high::{Communicated, Process, ProcessReader, ProcessStdin, STREAM_LIMIT};
+pub use high::{Communicated, Process};
 pub use options::{ProcessOptions, ProcessStdio};
 pub use protocol::SubprocessProtocol;
 pub use spawn::{LoopProcessExt, SHELL, SubprocessConnection};

@@ -65,6 +65,7 @@ pub struct ProcessOptions {
     env_clear: bool,
     env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl Default for ProcessOptions {
@@ -83,6 +84,7 @@ impl ProcessOptions {
             env_clear: false,
             env: Vec::new(),
             cwd: None,
+            limit: None,
         }
     }
 
@@ -128,6 +130,17 @@ impl ProcessOptions {
     /// The child's working directory.
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> ProcessOptions {
         self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The limit of the [`Process`](crate::Process)'s stdout and stderr readers (asyncio's
+    /// `limit` argument of `create_subprocess_exec`; [`DEFAULT_LIMIT`](crate::DEFAULT_LIMIT),
+    /// 64 KiB, unless set): the longest line `readline` returns, and half of what is buffered
+    /// before the pipe stops being read. `subprocess_exec` and `subprocess_shell`, whose
+    /// protocol gets the data as it comes, ignore it. Zero is refused when the child is
+    /// started (`InvalidInput` "limit cannot be <= 0").
+    pub fn limit(mut self, limit: usize) -> ProcessOptions {
+        self.limit = Some(limit);
         self
     }
 }

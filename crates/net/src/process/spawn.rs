@@ -16,6 +16,7 @@ use super::protocol::SubprocessProtocol;
 use super::sys::{self, Pid};
 use super::transport::{Inner, SubprocessTransport};
 use super::watch::Watch;
+use crate::streams::check_limit;
 
 mod sealed {
     pub trait Sealed {}
@@ -44,6 +45,8 @@ pub const SHELL: &str = "/bin/sh";
 ///   exist, `PermissionDenied` for one that cannot be executed);
 /// - `InvalidInput` for [`ProcessStdio::Stdout`](crate::ProcessStdio::Stdout) given as stdin or
 ///   stdout;
+/// - `InvalidInput` "limit cannot be <= 0" for a [`ProcessOptions::limit`] of zero
+///   (`create_subprocess_*` only);
 /// - the loop's closed error; OS errors making pipes. On an error after the child started, it
 ///   is killed and reaped.
 pub trait LoopProcessExt: sealed::Sealed {
@@ -182,6 +185,17 @@ async fn start<P: SubprocessProtocol>(
     Ok((SubprocessTransport { inner }, protocol))
 }
 
+/// Starts the child as a [`Process`], its streams with the options' limit.
+async fn start_process(
+    lp: EventLoop,
+    line: CommandLine,
+    options: ProcessOptions,
+) -> io::Result<Process> {
+    let limit = check_limit(options.limit)?;
+    let started = start(lp, line, options, move || ProcessProtocol::new(limit)).await?;
+    Ok(Process::new(started))
+}
+
 impl LoopProcessExt for EventLoop {
     fn subprocess_exec<P, F, I, S>(
         &self,
@@ -225,8 +239,7 @@ impl LoopProcessExt for EventLoop {
         S: AsRef<OsStr>,
     {
         let line = CommandLine::exec(program.as_ref(), args);
-        let started = start(self.clone(), line, options, ProcessProtocol::default);
-        async move { Ok(Process::new(started.await?)) }
+        start_process(self.clone(), line, options)
     }
 
     fn create_subprocess_shell(
@@ -235,7 +248,6 @@ impl LoopProcessExt for EventLoop {
         options: ProcessOptions,
     ) -> impl Future<Output = io::Result<Process>> + 'static {
         let line = CommandLine::shell(cmd.as_ref());
-        let started = start(self.clone(), line, options, ProcessProtocol::default);
-        async move { Ok(Process::new(started.await?)) }
+        start_process(self.clone(), line, options)
     }
 }

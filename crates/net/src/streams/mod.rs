@@ -31,13 +31,15 @@ pub use writer::StreamWriter;
 use crate::open::{ConnectOptions, ServerOptions, UnixServerOptions};
 use crate::server::Server;
 use crate::stream_ext::LoopStreamExt;
-use shared::{ClientCallback, ClientTask, Shared, StreamProtocol};
+use shared::{ClientCallback, ClientTask};
+// The subprocess streams (`Process`) feed the same state from the pipes' events.
+pub(crate) use shared::{Shared, StreamProtocol};
 
 /// The reader's default limit, 64 KiB (asyncio's `_DEFAULT_LIMIT`).
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
 
 /// `limit` or the default; zero is refused, as asyncio refuses `limit <= 0`.
-fn check_limit(limit: Option<usize>) -> io::Result<usize> {
+pub(crate) fn check_limit(limit: Option<usize>) -> io::Result<usize> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(0) => Err(io::Error::new(

@@ -160,11 +160,20 @@ impl StreamWriter {
         if let Some(outcome) = self.shared.lost() {
             return Poll::Ready(outcome);
         }
-        if !self.shared.is_write_paused() {
+        if !self.is_write_paused() {
             return Poll::Ready(Ok(()));
         }
         self.shared.add_drain_waiter(cx.waker());
         Poll::Pending
+    }
+
+    /// Whether writing is paused: the protocol was told so, or the transport says so now. The
+    /// transport's word counts for a stream whose protocol hears of the pause on a later
+    /// callback (a child's stdin, whose pipe events the subprocess transport delivers in
+    /// order, one callback each), so that a `drain` right after a big write waits. Either
+    /// way a `resume_writing` (or `connection_lost`) follows and wakes the waiters.
+    fn is_write_paused(&self) -> bool {
+        self.shared.is_write_paused() || self.transport.is_writing_paused()
     }
 
     fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -224,7 +233,7 @@ impl futures_io::AsyncWrite for StreamWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
-        if self.shared.is_write_paused() {
+        if self.is_write_paused() {
             self.shared.add_drain_waiter(cx.waker());
             return Poll::Pending;
         }
