@@ -85,6 +85,6 @@ mod sys;
 mod waker;
 
 pub use interest::{Interest, Ready};
-pub use reactor::Reactor;
+pub use reactor::{Armed, Reactor};
 pub use signal::validate_signal;
 pub use waker::Waker;
