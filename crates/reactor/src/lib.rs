@@ -79,12 +79,14 @@
 mod disposition;
 mod interest;
 mod reactor;
+mod registration;
 mod signal;
 pub mod signals;
 mod sys;
 mod waker;
 
 pub use interest::{Interest, Ready};
-pub use reactor::{Armed, Reactor};
+pub use reactor::Reactor;
+pub use registration::Armed;
 pub use signal::validate_signal;
 pub use waker::Waker;
