@@ -220,3 +220,27 @@ fn a_receive_waiting_when_the_loop_closes_ends_and_a_new_one_is_refused() -> Tes
     }
     Ok(())
 }
+
+// A deliberate difference (docs/differences.md): asyncio's receive waits with a reader, so
+// `add_reader` or `remove_reader` on its fd while it waits takes the reader away and the
+// receive never completes. evloop's wait is its own: the user's reader runs beside it, and
+// `remove_reader` touches only the user's.
+#[test]
+fn a_reader_added_or_removed_while_a_receive_waits_leaves_the_receive_alone() -> TestResult {
+    let lp = EventLoop::new()?;
+    let (a, b) = stream_pair()?;
+    let a = Rc::new(a);
+    let fd = a.as_raw_fd();
+    let (l2, a2) = (lp.clone(), a.clone());
+    let recv = lp.create_task(async move { l2.sock_recv(&a2, 16).await })?;
+    lp.run_until_complete(sleep(0.01))??;
+    assert!(!lp.remove_reader(fd), "the receive's wait is no reader");
+    let calls = Rc::new(Cell::new(0u32));
+    let c2 = calls.clone();
+    lp.add_reader(fd, move || c2.set(c2.get() + 1))?;
+    (&b).write_all(b"both")?;
+    assert_eq!(lp.run_until_complete(wait_for(recv, 10.0))????, b"both");
+    assert!(calls.get() >= 1, "the user's reader saw the data too");
+    assert!(lp.remove_reader(fd), "the user's reader stayed");
+    Ok(())
+}
