@@ -76,9 +76,9 @@
 //! ```
 
 pub use evloop_sched::{
-    Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error, EventLoop,
-    Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle, RemoteLoop,
-    SleepHook, TimerHandle, default_exception_handler, get_running_loop, log_report,
+    Armed, Context, ContextValue, DEBUG_ENV, DEFAULT_SLOW_CALLBACK, Deadline, Delay, Error,
+    EventLoop, Exception, ExceptionHandler, FdClaim, Handle, MAX_SKIPPED_POLLS, RemoteHandle,
+    RemoteLoop, SleepHook, TimerHandle, default_exception_handler, get_running_loop, log_report,
 };
 
 // Floor 3: futures and tasks. Its error type is `TaskError` here, beside the loop's `Error`.
@@ -135,7 +135,7 @@ pub use evloop_reactor::signals as signal;
 
 /// The floor-1 building blocks, for users who want them à la carte.
 pub mod raw {
-    pub use evloop_reactor::{Interest, Reactor, Ready, Waker, validate_signal};
+    pub use evloop_reactor::{Armed, Interest, Reactor, Ready, Waker, validate_signal};
     pub use evloop_sched::{RawStep, StepName, StepVTable};
     pub use evloop_timer::{
         Expired, LEVEL_SPAN_NANOS, LEVELS, SLOT_BITS, SLOTS_PER_LEVEL, TICK_NANOS, TICK_SHIFT,

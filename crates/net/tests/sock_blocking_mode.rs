@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use evloop_net::LoopSockExt;
 use evloop_sched::EventLoop;
+use evloop_task::{LoopTaskExt, sleep};
 use util::{TestResult, run, stream_pair};
 
 // CPython: sock::BaseSockTestsMixin::test_sock_client_ops, debug-mode part (H46). asyncio reads
@@ -81,5 +82,26 @@ fn a_blocking_socket_is_served_at_once_and_refused_once_it_would_wait() -> TestR
     assert_eq!(&back, b"back");
     let err = second.err().ok_or("a blocking socket was waited on")?;
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    Ok(())
+}
+
+// A deliberate difference (docs/differences.md, H46; issue #14 item 4): the mode is read once
+// per socket and loop, when the socket is first waited on (and again when a wait woke to
+// nothing), not before every wait. A socket made blocking after that is served as a
+// non-blocking one: its receives and sends pass MSG_DONTWAIT, so the loop never blocks.
+#[test]
+fn a_socket_made_blocking_between_two_waits_is_served_without_blocking_the_loop() -> TestResult {
+    let lp = EventLoop::new()?;
+    let (ours, peer) = stream_pair()?;
+    let ours = std::rc::Rc::new(ours);
+    for (round, blocking) in [(0u8, false), (1, true)] {
+        ours.set_nonblocking(!blocking)?;
+        let (l2, o2) = (lp.clone(), ours.clone());
+        let recv = lp.create_task(async move { l2.sock_recv(&o2, 16).await })?;
+        lp.run_until_complete(sleep(0.01))??;
+        assert!(!recv.done(), "round {round} waits");
+        (&peer).write_all(&[round])?;
+        assert_eq!(lp.run_until_complete(recv)???, [round]);
+    }
     Ok(())
 }

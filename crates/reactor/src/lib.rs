@@ -79,6 +79,7 @@
 mod disposition;
 mod interest;
 mod reactor;
+mod registration;
 mod signal;
 pub mod signals;
 mod sys;
@@ -86,5 +87,6 @@ mod waker;
 
 pub use interest::{Interest, Ready};
 pub use reactor::Reactor;
+pub use registration::Armed;
 pub use signal::validate_signal;
 pub use waker::Waker;

@@ -5,13 +5,14 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
 use crate::interest::{Interest, Ready};
+use crate::registration::{Armed, Entry, Kernel, rearm, register};
 use crate::signal::{SIGNAL_KEY, Signals};
 use crate::sys::{self, Peeked, Peeker, nonblocking_pipe};
 use crate::waker::{WAKE_KEY, WakeState, Waker};
@@ -34,7 +35,10 @@ const _: () = assert!((RawFd::MAX as u64) < WAKE_KEY as u64);
 /// Interest is level-triggered (asyncio's meaning): an fd is reported by
 /// every [`poll`](Reactor::poll) for as long as it is ready. The fd number is
 /// the key; the caller keeps each registered fd open until it calls
-/// [`remove`](Reactor::remove) (or sets [`Interest::NONE`]).
+/// [`remove`](Reactor::remove) (or sets [`Interest::NONE`]). One-shot waits
+/// ([`arm`](Reactor::arm)) are the exception: their fd may be closed once the
+/// wait is reported or disarmed, and the reactor copes with its number's
+/// reuse.
 ///
 /// A `Reactor` is `Send` (a loop may be built on one thread and run on
 /// another) but is used by one thread at a time; other threads reach it only
@@ -70,10 +74,14 @@ pub struct Reactor {
     events: Events,
     /// The cheap zero-timeout look (one system call on Linux).
     peeker: Peeker,
-    /// The registered interest, indexed by fd (fds are small and dense).
-    interests: Vec<Interest>,
-    /// How many entries of `interests` are not empty.
+    /// What is registered for each fd, indexed by fd (fds are small and
+    /// dense).
+    entries: Vec<Entry>,
+    /// How many entries have a level-triggered interest.
     registered: usize,
+    /// Fds whose kernel registration a poll must bring back in line with
+    /// their entry (a one-shot wait reported, others still armed).
+    rearm: Vec<RawFd>,
     /// Watched signals, the self-pipe, and what has arrived.
     signals: Signals,
     /// A poll saw the wake pipe readable. The pipe is drained later, off the
@@ -107,8 +115,9 @@ impl Reactor {
             wake: Arc::new(new_wake_state()?),
             events: Events::with_capacity(EVENTS_CAPACITY),
             peeker: Peeker::new(EVENTS_CAPACITY),
-            interests: Vec::new(),
+            entries: Vec::new(),
             registered: 0,
+            rearm: Vec::new(),
             signals: Signals::new(),
             woken: Cell::new(false),
         })
@@ -158,27 +167,18 @@ impl Reactor {
         if interest.is_empty() {
             return self.remove(fd);
         }
-        let current = self.interest(fd);
-        let event = Event::new(index, interest.readable, interest.writable);
-        let poller = &self.wake.poller;
-        let result = if current.is_empty() {
-            add(poller, fd, event)
-        } else {
-            // Our table says registered, the kernel may disagree if the fd was
-            // closed and its number reused: then it is a fresh add.
-            match modify(poller, fd, event) {
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => add(poller, fd, event),
-                other => other,
-            }
-        };
-        result?;
-        if index >= self.interests.len() {
-            self.interests.resize(index + 1, Interest::NONE);
-        }
-        if current.is_empty() {
+        let entry = self.entry(index);
+        let events = interest.add(entry.once);
+        let fresh = register(&self.wake.poller, fd, entry.kernel, events, Kernel::Level)?;
+        if entry.level.is_empty() {
             self.registered += 1;
         }
-        self.interests[index] = interest;
+        let entry = self.entry_mut(index);
+        entry.level = interest;
+        entry.kernel = Kernel::Level;
+        if fresh {
+            entry.seen = false;
+        }
         Ok(())
     }
 
@@ -214,18 +214,193 @@ impl Reactor {
     /// ```
     pub fn remove(&mut self, fd: RawFd) -> io::Result<()> {
         let index = fd_index(fd)?;
-        if self.interest(fd).is_empty() {
+        let entry = self.entry(index);
+        if entry.level.is_empty() {
             return Ok(());
         }
-        // By number: the caller may have closed the fd already, and no
-        // `BorrowedFd` may be made for a closed one (`sys::delete`).
-        match sys::delete(&self.wake.poller, fd) {
-            Ok(()) => {}
-            Err(err) if is_gone(&err) => {}
-            Err(err) => return Err(err),
+        if entry.once.is_empty() {
+            // By number: the caller may have closed the fd already, and no
+            // `BorrowedFd` may be made for a closed one (`sys::delete`).
+            match sys::delete(&self.wake.poller, fd) {
+                Ok(()) => {}
+                Err(err) if is_gone(&err) => {}
+                Err(err) => return Err(err),
+            }
+            *self.entry_mut(index) = Entry::EMPTY;
+        } else {
+            // A one-shot wait stays armed: only the level interest goes.
+            match register(
+                &self.wake.poller,
+                fd,
+                entry.kernel,
+                entry.once,
+                Kernel::Oneshot,
+            ) {
+                Ok(_) => self.entry_mut(index).kernel = Kernel::Oneshot,
+                Err(err) if is_gone(&err) => *self.entry_mut(index) = Entry::EMPTY,
+                Err(err) => return Err(err),
+            }
+            self.entry_mut(index).level = Interest::NONE;
         }
-        self.interests[index] = Interest::NONE;
         self.registered -= 1;
+        Ok(())
+    }
+
+    /// Arms a one-shot wait: the next [`poll`](Reactor::poll) that finds `fd`
+    /// ready for `interest` reports it once, and the wait is over.
+    ///
+    /// This is what a loop's socket operations wait with (asyncio's
+    /// `sock_recv` and the like), where an operation usually completes at
+    /// its first try and waits only now and then: the kernel registration
+    /// outlives the wait, so the next wait on the same fd costs one
+    /// `epoll_ctl(EPOLL_CTL_MOD)` (re-arming it) rather than an add and a
+    /// delete, and a wait that is never armed again costs nothing. The
+    /// registration goes when the fd is closed (the kernel drops it: unlike
+    /// [`set_interest`](Reactor::set_interest), a wait's fd may be closed
+    /// without telling the reactor once its wait is over), or with
+    /// [`disarm`](Reactor::disarm)'s `forget`. Independent of [`set_interest`](Reactor::set_interest): an fd may have
+    /// both, each reported to its own caller. Waiting again while a wait is
+    /// armed adds `interest` to it.
+    ///
+    /// Every arm reaches the kernel, and that is what makes a closed and
+    /// reused fd number safe: the kernel answers `ENOENT` for a file it does
+    /// not hold under that number, and the new file is added. The answer
+    /// tells which: [`Armed::Fresh`] when no wait was armed on this very open
+    /// file before (since it was added, or since a `disarm` that forgot it),
+    /// [`Armed::Kept`] when one was. A caller may check what it needs to know
+    /// about a file (its mode) once per file that way.
+    ///
+    /// # Errors
+    ///
+    /// - `fd` is negative: `InvalidInput`, "invalid file descriptor: -1".
+    /// - `interest` is empty: `InvalidInput`, "a wait needs an interest".
+    /// - As [`set_interest`](Reactor::set_interest) for the kernel's
+    ///   refusals (`EBADF`, `EPERM`, `ENOMEM`). Nothing is armed then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use evloop::raw::{Armed, Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let fd = b.as_raw_fd();
+    /// assert_eq!(reactor.arm(fd, Interest::READABLE)?, Armed::Fresh);
+    /// a.write_all(b"x")?;
+    /// let mut ready = Vec::new();
+    /// reactor.poll(Some(Duration::from_secs(1)), &mut ready)?;
+    /// assert_eq!(ready[0].fd, fd);
+    /// // Reported once: the byte is still there, but the wait is over.
+    /// ready.clear();
+    /// assert_eq!(reactor.poll(Some(Duration::ZERO), &mut ready)?, 0);
+    /// // The same socket again: the registration was kept.
+    /// assert_eq!(reactor.arm(fd, Interest::READABLE)?, Armed::Kept);
+    /// assert_eq!(reactor.poll(Some(Duration::from_secs(1)), &mut ready)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn arm(&mut self, fd: RawFd, interest: Interest) -> io::Result<Armed> {
+        let index = fd_index(fd)?;
+        if interest.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a wait needs an interest",
+            ));
+        }
+        let entry = self.entry(index);
+        let once = entry.once.add(interest);
+        let (events, mode) = if entry.level.is_empty() {
+            (once, Kernel::Oneshot)
+        } else {
+            (entry.level.add(once), Kernel::Level)
+        };
+        let fresh = register(&self.wake.poller, fd, entry.kernel, events, mode)?;
+        let entry = self.entry_mut(index);
+        let armed = if fresh || !entry.seen {
+            Armed::Fresh
+        } else {
+            Armed::Kept
+        };
+        entry.once = once;
+        entry.kernel = mode;
+        entry.seen = true;
+        Ok(armed)
+    }
+
+    /// Ends a wait armed with [`arm`](Reactor::arm) before it was reported;
+    /// a wait that was not armed is fine.
+    ///
+    /// Costs no system call when `fd` has no level-triggered interest: the
+    /// kernel registration stays, and if it fires, once, the poll reports
+    /// nothing. With `forget`, the registration goes as well (one
+    /// `epoll_ctl(EPOLL_CTL_DEL)` when nothing else is registered for the fd),
+    /// and the next [`arm`](Reactor::arm) answers [`Armed::Fresh`]: for a
+    /// caller who learnt something about the file that it must learn again.
+    ///
+    /// # Errors
+    ///
+    /// - `fd` is negative: `InvalidInput`, "invalid file descriptor: -1".
+    /// - The kernel refuses to drop the interest from a level-triggered
+    ///   registration (none is known); the wait is over all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use evloop::raw::{Armed, Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// reactor.arm(a.as_raw_fd(), Interest::WRITABLE)?;
+    /// reactor.disarm(a.as_raw_fd(), Interest::WRITABLE, false)?;
+    /// assert_eq!(reactor.arm(a.as_raw_fd(), Interest::WRITABLE)?, Armed::Kept);
+    /// reactor.disarm(a.as_raw_fd(), Interest::WRITABLE, true)?;
+    /// assert_eq!(reactor.arm(a.as_raw_fd(), Interest::WRITABLE)?, Armed::Fresh);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn disarm(&mut self, fd: RawFd, interest: Interest, forget: bool) -> io::Result<()> {
+        let index = fd_index(fd)?;
+        let entry = self.entry(index);
+        if entry.kernel == Kernel::Absent {
+            if index < self.entries.len() {
+                self.entries[index].once = entry.once.remove(interest);
+            }
+            return Ok(());
+        }
+        let once = entry.once.remove(interest);
+        let kept = self.entry_mut(index);
+        kept.once = once;
+        if forget {
+            kept.seen = false;
+        }
+        if !entry.level.is_empty() {
+            if once != entry.once {
+                register(
+                    &self.wake.poller,
+                    fd,
+                    entry.kernel,
+                    entry.level.add(once),
+                    Kernel::Level,
+                )?;
+            }
+            return Ok(());
+        }
+        if forget && once.is_empty() {
+            match sys::delete(&self.wake.poller, fd) {
+                Ok(()) => {}
+                Err(err) if is_gone(&err) => {}
+                Err(err) => return Err(err),
+            }
+            *self.entry_mut(index) = Entry::EMPTY;
+        }
         Ok(())
     }
 
@@ -247,9 +422,21 @@ impl Reactor {
     pub fn interest(&self, fd: RawFd) -> Interest {
         usize::try_from(fd)
             .ok()
-            .and_then(|index| self.interests.get(index))
-            .copied()
-            .unwrap_or(Interest::NONE)
+            .and_then(|index| self.entries.get(index))
+            .map_or(Interest::NONE, |entry| entry.level)
+    }
+
+    /// The entry of fd `index` (empty past the table's end).
+    fn entry(&self, index: usize) -> Entry {
+        self.entries.get(index).copied().unwrap_or(Entry::EMPTY)
+    }
+
+    /// The entry of fd `index`, the table grown to hold it.
+    fn entry_mut(&mut self, index: usize) -> &mut Entry {
+        if index >= self.entries.len() {
+            self.entries.resize(index + 1, Entry::EMPTY);
+        }
+        &mut self.entries[index]
     }
 
     /// Waits up to `timeout` for readiness and appends the ready fds to
@@ -299,8 +486,15 @@ impl Reactor {
         let timeout = match self.peeker.peek(poller, timeout) {
             Ok(Peeked::Events(events)) => {
                 self.wake.awake();
-                self.woken
-                    .set(collect(events, &self.interests, &mut self.signals, out)?);
+                let woken = collect(
+                    events,
+                    &mut self.entries,
+                    &mut self.rearm,
+                    &mut self.signals,
+                    out,
+                );
+                rearm(poller, &mut self.entries, &mut self.rearm);
+                self.woken.set(woken?);
                 return Ok(out.len() - before);
             }
             Ok(Peeked::Reset) => Some(Duration::ZERO),
@@ -314,12 +508,15 @@ impl Reactor {
         let waited = poller.wait(&mut self.events, timeout);
         self.wake.awake();
         waited?;
-        self.woken.set(collect(
+        let woken = collect(
             self.events.iter(),
-            &self.interests,
+            &mut self.entries,
+            &mut self.rearm,
             &mut self.signals,
             out,
-        )?);
+        );
+        rearm(poller, &mut self.entries, &mut self.rearm);
+        self.woken.set(woken?);
         Ok(out.len() - before)
     }
 
@@ -484,7 +681,8 @@ impl fmt::Debug for Reactor {
 /// (the caller drains that one at its next poll).
 fn collect(
     events: impl Iterator<Item = Event>,
-    interests: &[Interest],
+    entries: &mut [Entry],
+    rearm: &mut Vec<RawFd>,
     signals: &mut Signals,
     out: &mut Vec<Ready>,
 ) -> io::Result<bool> {
@@ -501,14 +699,32 @@ fn collect(
         }
         // Every other key is a registered fd (see `set_interest`); an
         // unknown one is skipped rather than trusted.
-        let (Ok(fd), Some(wanted)) = (RawFd::try_from(event.key), interests.get(event.key)) else {
+        let (Ok(fd), Some(entry)) = (RawFd::try_from(event.key), entries.get_mut(event.key)) else {
             continue;
         };
+        let wanted = entry.level.add(entry.once);
         let ready = Ready {
             fd,
             readable: event.readable && wanted.readable,
             writable: event.writable && wanted.writable,
         };
+        if !entry.once.is_empty() {
+            let reported = Interest {
+                readable: ready.readable,
+                writable: ready.writable,
+            };
+            let left = entry.once.remove(reported);
+            // A one-shot registration is disarmed now, whatever it held; a
+            // level-triggered one still holds what was reported.
+            let stale = match entry.kernel {
+                Kernel::Oneshot => !left.is_empty(),
+                _ => left != entry.once,
+            };
+            entry.once = left;
+            if stale {
+                rearm.push(fd);
+            }
+        }
         if ready.readable || ready.writable {
             out.push(ready);
         }
@@ -537,33 +753,13 @@ fn new_wake_state() -> io::Result<WakeState> {
 }
 
 /// The index (and polling key) of `fd`, or the error asyncio gives for it.
-fn fd_index(fd: RawFd) -> io::Result<usize> {
+pub(crate) fn fd_index(fd: RawFd) -> io::Result<usize> {
     usize::try_from(fd).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("invalid file descriptor: {fd}"),
         )
     })
-}
-
-/// Adds `fd` to the poller, level-triggered.
-fn add(poller: &Poller, fd: RawFd, event: Event) -> io::Result<()> {
-    // SAFETY: polling asks that the fd be valid and deleted before it is
-    // closed. The fd is only lent to `epoll_ctl(EPOLL_CTL_ADD)`; a closed one
-    // makes the kernel answer EBADF, which goes back to the caller. Deleting
-    // before closing is our caller's contract (see `Reactor`); if it is
-    // broken, epoll drops the closed fd by itself and `remove` tolerates the
-    // resulting EBADF/ENOENT, so nothing dangles.
-    unsafe { poller.add_with_mode(fd, event, PollMode::Level) }
-}
-
-/// Changes the interest of a registered `fd`, level-triggered.
-fn modify(poller: &Poller, fd: RawFd, event: Event) -> io::Result<()> {
-    // SAFETY: the fd is only lent to one `epoll_ctl(EPOLL_CTL_MOD)` call and
-    // not kept; a closed or reused number makes the kernel answer EBADF or
-    // ENOENT on our own epoll set, never touch another owner's file.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    poller.modify_with_mode(borrowed, event, PollMode::Level)
 }
 
 /// Whether a delete failed because the fd is already gone from the epoll set:

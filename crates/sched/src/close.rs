@@ -56,6 +56,12 @@ impl EventLoop {
             }
         }
         let watches: Vec<(RawFd, Watch)> = inner.watches.borrow_mut().drain().collect();
+        let waits: Vec<Rc<dyn Callback>> = inner
+            .waits
+            .borrow_mut()
+            .drain()
+            .flat_map(|(_, waits)| waits.readable.into_iter().chain(waits.writable))
+            .collect();
         let handlers: Vec<(i32, Rc<dyn Callback>)> =
             inner.signal_handlers.borrow_mut().drain().collect();
         let reactor = inner.reactor.borrow_mut().take();
@@ -88,6 +94,9 @@ impl EventLoop {
             for cb in watch.reader.into_iter().chain(watch.writer) {
                 self.release_entry(cb);
             }
+        }
+        for cb in waits {
+            self.release_entry(cb);
         }
         for (_, cb) in handlers {
             self.release_entry(cb);

@@ -56,6 +56,13 @@ pub(crate) struct Watch {
     pub(crate) claimed: bool,
 }
 
+/// The one-shot waits armed on one fd, each run once by the next poll that finds the fd ready.
+#[derive(Default)]
+pub(crate) struct Waits {
+    pub(crate) readable: Option<Rc<dyn Callback>>,
+    pub(crate) writable: Option<Rc<dyn Callback>>,
+}
+
 pub(crate) struct Inner {
     pub(crate) state: Cell<State>,
     pub(crate) stopping: Cell<bool>,
@@ -68,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) reactor: RefCell<Option<Reactor>>,
     pub(crate) events: RefCell<Vec<Ready>>,
     pub(crate) watches: RefCell<HashMap<RawFd, Watch>>,
+    /// The one-shot waits of [`EventLoop::wait_readable`] and [`EventLoop::wait_writable`].
+    pub(crate) waits: RefCell<HashMap<RawFd, Waits>>,
     pub(crate) signal_handlers: RefCell<HashMap<i32, Rc<dyn Callback>>>,
     pub(crate) signals: RefCell<Vec<i32>>,
     /// The loop's cross-thread face ([`EventLoop::remote_ref`]); never written after `new`.
@@ -192,6 +201,7 @@ impl EventLoop {
                 reactor: RefCell::new(Some(reactor)),
                 events: RefCell::new(Vec::new()),
                 watches: RefCell::new(HashMap::new()),
+                waits: RefCell::new(HashMap::new()),
                 signal_handlers: RefCell::new(HashMap::new()),
                 signals: RefCell::new(Vec::new()),
                 remote: RemoteLoop { shared },

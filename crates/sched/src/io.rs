@@ -6,9 +6,9 @@ use std::os::fd::RawFd;
 use std::panic::Location;
 use std::rc::Rc;
 
-use evloop_reactor::Interest;
+use evloop_reactor::{Armed, Interest};
 
-use crate::handle::{Callback, Repeating};
+use crate::handle::{Callback, Once, Repeating};
 use crate::{Error, EventLoop};
 
 fn invalid_fd(fd: RawFd) -> io::Error {
@@ -318,6 +318,159 @@ impl EventLoop {
             cb.cancel();
         }
         true
+    }
+
+    /// Calls `f` once, on a later iteration, the next time `fd` is readable: a one-shot wait,
+    /// what a socket operation that would block waits with (evloop-net's `sock_recv`, where
+    /// asyncio's adds a reader and removes it when done).
+    ///
+    /// Unlike a reader, the wait's kernel registration outlives it: the next wait on the same
+    /// socket re-arms it with one `epoll_ctl`, where a reader costs an add and a delete around
+    /// every wait. So the fd may be closed once the wait ran or was cancelled, without telling
+    /// the loop; a reused number is registered afresh. The answer says whether the open file
+    /// behind `fd` was waited on before ([`Armed::Kept`]) or not ([`Armed::Fresh`]), so that
+    /// what the caller checked about the file (its mode) can be checked once per file. Keep
+    /// `fd` open while the wait is armed.
+    ///
+    /// A wait is independent of [`add_reader`](EventLoop::add_reader): both may watch one fd,
+    /// and `remove_reader` never ends a wait. A second wait on the same fd and side replaces
+    /// the first one's callback (which is cancelled).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::closed`] (as an `io::Error`) if the loop is closed;
+    /// - `InvalidInput` "invalid file descriptor: -1" for a negative fd;
+    /// - `ResourceBusy` "File descriptor N is used by a transport" for a claimed fd
+    ///   ([`FdClaim`]);
+    /// - the OS error (`EBADF`) for an fd that is not open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, io::Write, os::fd::AsRawFd, os::unix::net::UnixStream, rc::Rc};
+    /// use evloop::{Armed, EventLoop};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let runs = Rc::new(Cell::new(0));
+    /// for turn in 0..2 {
+    ///     let (r2, l2) = (runs.clone(), lp.clone());
+    ///     let armed = lp.wait_readable(a.as_raw_fd(), move || {
+    ///         r2.set(r2.get() + 1);
+    ///         l2.stop();
+    ///     })?;
+    ///     assert_eq!(armed, if turn == 0 { Armed::Fresh } else { Armed::Kept });
+    ///     b.write_all(b"x")?;
+    ///     lp.run_forever()?;
+    /// }
+    /// assert_eq!(runs.get(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn wait_readable(&self, fd: RawFd, f: impl FnOnce() + 'static) -> io::Result<Armed> {
+        let cb: Rc<dyn Callback> = Once::new_rc(f, Location::caller());
+        self.arm_wait(fd, Side::Reader, cb)
+    }
+
+    /// Calls `f` once, on a later iteration, the next time `fd` is writable. As
+    /// [`wait_readable`](EventLoop::wait_readable) otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_readable`](EventLoop::wait_readable).
+    #[track_caller]
+    pub fn wait_writable(&self, fd: RawFd, f: impl FnOnce() + 'static) -> io::Result<Armed> {
+        let cb: Rc<dyn Callback> = Once::new_rc(f, Location::caller());
+        self.arm_wait(fd, Side::Writer, cb)
+    }
+
+    /// Ends the wait of [`wait_readable`](EventLoop::wait_readable) on `fd` before it ran (its
+    /// callback is cancelled); true if one was armed. Costs no system call: the registration
+    /// stays for the next wait, and if it fires first, nothing runs. With `forget`, the next
+    /// wait answers [`Armed::Fresh`] (and the registration goes, if nothing else needs it).
+    pub fn cancel_wait_readable(&self, fd: RawFd, forget: bool) -> bool {
+        self.cancel_wait(fd, Side::Reader, forget)
+    }
+
+    /// Ends the wait of [`wait_writable`](EventLoop::wait_writable) on `fd`. As
+    /// [`cancel_wait_readable`](EventLoop::cancel_wait_readable) otherwise.
+    pub fn cancel_wait_writable(&self, fd: RawFd, forget: bool) -> bool {
+        self.cancel_wait(fd, Side::Writer, forget)
+    }
+
+    fn arm_wait(&self, fd: RawFd, side: Side, cb: Rc<dyn Callback>) -> io::Result<Armed> {
+        if self.is_closed() {
+            return Err(Error::closed().into());
+        }
+        if fd < 0 {
+            return Err(invalid_fd(fd));
+        }
+        let inner = &*self.inner;
+        if inner.watches.borrow().get(&fd).is_some_and(|w| w.claimed) {
+            return Err(claimed_fd(fd));
+        }
+        let interest = match side {
+            Side::Reader => Interest::READABLE,
+            Side::Writer => Interest::WRITABLE,
+        };
+        let armed = match inner.reactor.borrow_mut().as_mut() {
+            Some(reactor) => reactor.arm(fd, interest)?,
+            None => return Err(Error::closed().into()),
+        };
+        let old = {
+            let mut waits = inner.waits.borrow_mut();
+            let wait = waits.entry(fd).or_default();
+            match side {
+                Side::Reader => wait.readable.replace(cb),
+                Side::Writer => wait.writable.replace(cb),
+            }
+        };
+        // The replaced callback is dropped outside every borrow.
+        if let Some(old) = old {
+            old.cancel();
+        }
+        Ok(armed)
+    }
+
+    fn cancel_wait(&self, fd: RawFd, side: Side, forget: bool) -> bool {
+        let inner = &*self.inner;
+        let removed = {
+            let mut waits = inner.waits.borrow_mut();
+            let Some(wait) = waits.get_mut(&fd) else {
+                return self.forget_wait(fd, side, forget);
+            };
+            let removed = match side {
+                Side::Reader => wait.readable.take(),
+                Side::Writer => wait.writable.take(),
+            };
+            if wait.readable.is_none() && wait.writable.is_none() {
+                waits.remove(&fd);
+            }
+            removed
+        };
+        if removed.is_some() {
+            self.forget_wait(fd, side, forget);
+        }
+        match removed {
+            Some(cb) => {
+                cb.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells the reactor a wait is over (with `forget`, even one that already ran); false.
+    fn forget_wait(&self, fd: RawFd, side: Side, forget: bool) -> bool {
+        let interest = match side {
+            Side::Reader => Interest::READABLE,
+            Side::Writer => Interest::WRITABLE,
+        };
+        if let Some(reactor) = self.inner.reactor.borrow_mut().as_mut() {
+            // Only a negative fd (never armed) can fail: nothing is left to end then.
+            let _ = reactor.disarm(fd, interest, forget);
+        }
+        false
     }
 
     /// Calls `f` (on the loop's thread, on a later iteration; never inside the signal handler)

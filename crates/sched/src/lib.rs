@@ -42,6 +42,7 @@ mod tick;
 pub use clock::{Deadline, Delay};
 pub use error::Error;
 pub use event_loop::{DEBUG_ENV, DEFAULT_SLOW_CALLBACK, EventLoop, ExceptionHandler};
+pub use evloop_reactor::Armed;
 pub use exception::{Context, ContextValue, Exception, default_exception_handler, log_report};
 pub use handle::{Handle, RemoteHandle, TimerHandle};
 pub use io::FdClaim;

@@ -125,6 +125,30 @@ impl EventLoop {
                     }
                 }
             }
+            drop(watches);
+            let mut waits = inner.waits.borrow_mut();
+            if !waits.is_empty() {
+                for event in &events {
+                    let Some(wait) = waits.get_mut(&event.fd) else {
+                        continue;
+                    };
+                    // The reactor reported each one-shot wait at most once, and ended it.
+                    if event.readable {
+                        if let Some(cb) = wait.readable.take() {
+                            ready.push_back(cb.into_job());
+                        }
+                    }
+                    if event.writable {
+                        if let Some(cb) = wait.writable.take() {
+                            ready.push_back(cb.into_job());
+                        }
+                    }
+                    if wait.readable.is_none() && wait.writable.is_none() {
+                        waits.remove(&event.fd);
+                    }
+                }
+            }
+            drop(waits);
             for sig in &signals {
                 if let Some(handler) = handlers.get(sig) {
                     ready.push_back(handler.clone().into_job());

@@ -123,3 +123,36 @@ pub fn pty(raw: bool) -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Helpers for the streams tests.
 pub mod streams;
+
+/// The event mask under which some epoll set of this process holds `fd` (from
+/// `/proc/self/fdinfo`), or `None` if none does. A one-shot registration that already reported
+/// shows no readiness bits (the kernel keeps only `EPOLLONESHOT` and the like).
+pub fn epoll_events(fd: i32) -> io::Result<Option<u32>> {
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let path = entry?.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue; // closed meanwhile
+        };
+        if target.to_string_lossy() != "anon_inode:[eventpoll]" {
+            continue;
+        }
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let Ok(info) =
+            std::fs::read_to_string(std::path::Path::new("/proc/self/fdinfo").join(name))
+        else {
+            continue;
+        };
+        for line in info.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["tfd:", tfd, "events:", events, ..] = words[..] {
+                if tfd.parse::<i32>().ok() == Some(fd) {
+                    let mask = u32::from_str_radix(events, 16).map_err(io::Error::other)?;
+                    return Ok(Some(mask));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
