@@ -234,7 +234,9 @@ pub trait LoopSockExt: sealed::Sealed {
     fn sock_accept<'a>(&self, sock: &'a Socket) -> SockAccept<'a>;
 
     /// asyncio's `sock_sendto(sock, data, address)`: sends `data` as one datagram and returns
-    /// the number of bytes sent; waits for writability if the send would block.
+    /// the number of bytes sent; waits for writability if the send would block. `addr` is a
+    /// `std::net::SocketAddr` or a `SockAddr` (a Unix path: `SockAddr::unix(path)?`), as
+    /// [`sock_connect`](LoopSockExt::sock_connect) takes.
     ///
     /// # Errors
     ///
@@ -243,19 +245,19 @@ pub trait LoopSockExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use std::net::{SocketAddr, UdpSocket};
-    /// use evloop::socket2::{Domain, SockAddr, Socket, Type};
+    /// use std::net::UdpSocket;
+    /// use evloop::socket2::{Domain, Socket, Type};
     /// use evloop::LoopSockExt;
     /// use evloop::EventLoop;
     /// use evloop::LoopTaskExt;
     ///
     /// let lp = EventLoop::new()?;
     /// let peer = UdpSocket::bind("127.0.0.1:0")?;
-    /// let to = SockAddr::from(peer.local_addr()?);
+    /// let to = peer.local_addr()?; // a std::net::SocketAddr
     /// let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
     /// sock.set_nonblocking(true)?;
     /// let l2 = lp.clone();
-    /// let n = lp.run_until_complete(async move { l2.sock_sendto(&sock, b"data", &to).await })??;
+    /// let n = lp.run_until_complete(async move { l2.sock_sendto(&sock, b"data", to).await })??;
     /// assert_eq!(n, 4);
     /// let mut buf = [0; 8];
     /// assert_eq!(peer.recv(&mut buf)?, 4);
@@ -265,7 +267,7 @@ pub trait LoopSockExt: sealed::Sealed {
         &self,
         sock: &'a Socket,
         data: &'a [u8],
-        addr: &'a SockAddr,
+        addr: impl Into<SockAddr>,
     ) -> SockSendto<'a>;
 
     /// asyncio's `sock_recvfrom(sock, bufsize)`: one datagram of up to `nbytes` bytes (the
@@ -364,9 +366,9 @@ impl LoopSockExt for EventLoop {
         &self,
         sock: &'a Socket,
         data: &'a [u8],
-        addr: &'a SockAddr,
+        addr: impl Into<SockAddr>,
     ) -> SockSendto<'a> {
-        SockSendto::new(self, sock, data, addr)
+        SockSendto::new(self, sock, data, addr.into())
     }
 
     fn sock_recvfrom<'a>(&self, sock: &'a Socket, nbytes: usize) -> SockRecvfrom<'a> {

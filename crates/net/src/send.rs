@@ -75,7 +75,7 @@ pub struct SockSendto<'a> {
     io: Readiness,
     sock: &'a Socket,
     data: &'a [u8],
-    addr: &'a SockAddr,
+    addr: SockAddr,
 }
 
 impl<'a> SockSendto<'a> {
@@ -83,7 +83,7 @@ impl<'a> SockSendto<'a> {
         lp: &EventLoop,
         sock: &'a Socket,
         data: &'a [u8],
-        addr: &'a SockAddr,
+        addr: SockAddr,
     ) -> SockSendto<'a> {
         SockSendto {
             io: Readiness::new(lp, sock, Side::Write, "sock_sendto", Guard::NotAtOnce),
@@ -99,7 +99,7 @@ impl Future for SockSendto<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (sock, data, addr) = (this.sock, this.data, this.addr);
+        let (sock, data, addr) = (this.sock, this.data, &this.addr);
         this.io
             .poll_io(cx, sock, || sock.send_to_with_flags(data, addr, SEND_FLAGS))
     }

@@ -175,7 +175,7 @@ fn every_operation_refuses_a_blocking_socket() -> TestResult {
             l2.sock_recv_into(&blocking, &mut buf).await.err(),
             l2.sock_sendall(&blocking, b"x").await.err(),
             l2.sock_accept(&blocking).await.err(),
-            l2.sock_sendto(&blocking, b"x", &to).await.err(),
+            l2.sock_sendto(&blocking, b"x", to.clone()).await.err(),
             l2.sock_recvfrom(&blocking, 4).await.err(),
             l2.sock_recvfrom_into(&blocking, &mut buf).await.err(),
         ])

@@ -29,13 +29,13 @@ fn sendto_then_recvfrom_gives_the_data_and_the_sender() -> TestResult {
     let l2 = lp.clone();
     let echo = lp.create_task(async move {
         let (data, peer) = l2.sock_recvfrom(&server, 4096).await?;
-        l2.sock_sendto(&server, &data, &peer).await?;
+        l2.sock_sendto(&server, &data, peer.clone()).await?;
         Ok::<_, io::Error>(peer)
     })?;
     let l3 = lp.clone();
     let to = server_addr.clone();
     let (sent, (data, from)) = run(&lp, async move {
-        let sent = l3.sock_sendto(&client, b"hello world", &to).await?;
+        let sent = l3.sock_sendto(&client, b"hello world", to.clone()).await?;
         Ok((sent, l3.sock_recvfrom(&client, 4096).await?))
     })?;
     assert_eq!(sent, 11);
@@ -54,8 +54,10 @@ fn recvfrom_into_fills_the_buffer_and_truncates_the_datagram() -> TestResult {
     let (client, client_addr) = udp()?;
     let l2 = lp.clone();
     let (n, from, buf, rest) = run(&lp, async move {
-        l2.sock_sendto(&client, &[9u8; 5000], &server_addr).await?;
-        l2.sock_sendto(&client, b"next", &server_addr).await?;
+        l2.sock_sendto(&client, &[9u8; 5000], server_addr.clone())
+            .await?;
+        l2.sock_sendto(&client, b"next", server_addr.clone())
+            .await?;
         let mut buf = vec![0u8; 4096];
         let (n, from) = l2.sock_recvfrom_into(&server, &mut buf).await?;
         let (rest, _) = l2.sock_recvfrom(&server, 4096).await?;
@@ -90,7 +92,7 @@ fn a_sendto_that_would_block_completes_once_writable() -> TestResult {
     }
     let (sender, to) = (Rc::new(sender), Rc::new(to));
     let (l2, s2, t2) = (lp.clone(), sender.clone(), to.clone());
-    let send = lp.create_task(async move { l2.sock_sendto(&s2, b"last", &t2).await })?;
+    let send = lp.create_task(async move { l2.sock_sendto(&s2, b"last", (*t2).clone()).await })?;
     lp.run_until_complete(sleep(0.01))??;
     assert!(!send.done(), "the receive queue is full");
 

@@ -175,7 +175,8 @@ fn sock_sendto_of_an_oversized_datagram_is_emsgsize() -> TestResult {
     let sock = nonblocking(Domain::IPV4, Type::DGRAM)?;
     let l2 = lp.clone();
     let data = pattern(70_000);
-    let outcome = lp.run_until_complete(async move { l2.sock_sendto(&sock, &data, &to).await })?;
+    let outcome =
+        lp.run_until_complete(async move { l2.sock_sendto(&sock, &data, to.clone()).await })?;
     let err = outcome.err().ok_or("an oversized datagram was sent")?;
     assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE));
     Ok(())
