@@ -130,6 +130,11 @@ pub use evloop_net::{
     SubprocessTransport,
 };
 
+// Floor 5: one loop per core, each on its own thread (a `reuse_port` server on each).
+pub use evloop_net::{
+    GroupError, GroupStopper, LoopFailure, LoopGroup, LoopGroupOptions, LoopSeat,
+};
+
 /// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
 /// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
 pub use evloop_reactor::signals as signal;
