@@ -21,6 +21,7 @@ mod echo_servers;
 mod echo_streams;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod harness;
+mod process;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod python;
 mod report;
@@ -47,6 +48,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("tasks", tasks::run),
     ("echo", echo::run),
     ("tls_echo", tls_echo::run),
+    ("subprocess", process::run),
 ];
 
 const USAGE: &str = "\
