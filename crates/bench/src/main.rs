@@ -16,6 +16,7 @@ mod common;
 mod echo;
 mod echo_client;
 mod echo_epoll;
+mod echo_mc;
 mod echo_proc;
 mod echo_servers;
 mod echo_streams;
