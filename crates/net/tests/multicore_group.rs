@@ -318,3 +318,37 @@ fn a_panic_after_setup_reaches_join() -> TestResult {
     assert_eq!(threads_named("mcjoin-")?, 0);
     Ok(())
 }
+
+/// The CPUs this thread may run on, by `sched_getaffinity`.
+fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..1024)
+        .filter(|&cpu| {
+            // SAFETY: CPU_ISSET reads one bit of `set`; 1024 is glibc's CPU_SETSIZE.
+            unsafe { libc::CPU_ISSET(cpu, &set) }
+        })
+        .collect())
+}
+
+#[test]
+fn pin_threads_puts_loop_i_on_the_i_th_allowed_cpu() -> TestResult {
+    let allowed = allowed_cpus()?;
+    let loops = allowed.len() + 1; // one more than CPUs: the last wraps around to the first
+    let options = LoopGroupOptions::new()
+        .loops(loops)
+        .thread_name("mcpinall")
+        .pin_threads(true);
+    let group = LoopGroup::spawn(options, |_lp, _seat| allowed_cpus())?;
+    for (i, cpus) in group.values().iter().enumerate() {
+        assert_eq!(cpus, &[allowed[i % allowed.len()]], "loop {i}");
+    }
+    group.stop();
+    group.join()?;
+    Ok(())
+}

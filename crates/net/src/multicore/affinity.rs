@@ -20,9 +20,11 @@ pub(super) fn allowed_cpus() -> io::Result<Vec<usize>> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: CPU_ISSET reads one bit of `set`; every index is below the set's size.
     Ok((0..CPU_SETSIZE)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .filter(|&cpu| {
+            // SAFETY: CPU_ISSET reads one bit of `set`; every index is below the set's size.
+            unsafe { libc::CPU_ISSET(cpu, &set) }
+        })
         .collect())
 }
 
