@@ -77,6 +77,27 @@ impl std::error::Error for LoopFailure {
 ///
 /// Converts into an `io::Error` of the first failure's kind that wraps it (its message names
 /// them all; `get_ref` and `downcast_ref::<GroupError>()` give it back).
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use evloop::{GroupError, LoopGroup, LoopGroupOptions};
+///
+/// let started = LoopGroup::spawn(LoopGroupOptions::new().loops(3), |_lp, seat| {
+///     if seat.index() == 2 {
+///         return Err(io::Error::new(io::ErrorKind::AddrInUse, "port taken"));
+///     }
+///     Ok(())
+/// });
+/// let err = started.err().ok_or("the group started")?;
+/// assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+/// let group = err.get_ref().and_then(|e| e.downcast_ref::<GroupError>()).ok_or("no GroupError")?;
+/// let failure = &group.failures()[0];
+/// assert_eq!((failure.index(), failure.is_panic()), (2, false));
+/// assert_eq!(err.to_string(), "loop 2: port taken");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct GroupError {
     failures: Vec<LoopFailure>,

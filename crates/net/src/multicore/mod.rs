@@ -225,6 +225,22 @@ impl Drop for StopOnExit {
 
 /// A `Send + Sync` handle that stops every loop of a [`LoopGroup`], from any thread (a loop
 /// of the group included). Cheap to clone.
+///
+/// # Examples
+///
+/// Loop 1 stops the whole group from its own thread:
+///
+/// ```
+/// use evloop::{LoopGroup, LoopGroupOptions};
+///
+/// let group = LoopGroup::spawn(LoopGroupOptions::new().loops(2), |_lp, seat| Ok(seat.index()))?;
+/// let stopper = group.stopper();
+/// let probe = stopper.clone();
+/// group.remotes()[1].call_soon_threadsafe(move || stopper.stop())?;
+/// group.join()?; // returns once both loops stopped and closed
+/// assert!(probe.is_stopping());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct GroupStopper {
     shared: Arc<Shared>,
