@@ -12,11 +12,13 @@
 //! - The thread that calls [`LoopGroup::spawn`] starts loop 0 and waits for its setup, then
 //!   starts the others, which see loop 0's setup value ([`LoopSeat::first`]) and set up side by
 //!   side; `spawn` returns once every setup has returned.
-//! - [`Shared`] is the only state the threads share: under its mutex, a `stopping` flag and
-//!   each running loop's `RemoteLoop`. A loop is *armed* (its remote stored) after its setup and
-//!   only if the group is not stopping; a stop sets the flag, takes the armed remotes and, out of
-//!   the lock, asks each loop to stop with `RemoteLoop::stop`. So a stop that comes before a
-//!   loop runs keeps it from running, and one that comes after reaches it.
+//! - `Shared` (`shared.rs`) is the only state the threads share: under its mutex, a `stopping`
+//!   flag and each running loop's `RemoteLoop`. A loop is *armed* (its remote stored) after its
+//!   setup and only if the group is not stopping; a stop sets the flag, takes the armed remotes
+//!   and, out of the lock, asks each loop to stop with `RemoteLoop::stop`. So a stop that comes
+//!   before a loop runs keeps it from running, and one that comes after reaches it.
+//! - Files: `start.rs` starts the threads and is each thread's body, over `seat.rs` (what a
+//!   setup sees), `shared.rs`, `error.rs` and `affinity.rs` (CPU pinning).
 //! - One for all: a loop's thread stops the whole group when it ends, for whatever reason (a
 //!   stop, an error, a panic, a setup that failed), so no loop serves on alone.
 //! - Each thread closes its own loop; the `LoopGroup` joins the threads (in `join`, or in its
@@ -24,20 +26,23 @@
 
 mod affinity;
 mod error;
+mod seat;
+mod shared;
+mod start;
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use evloop_sched::{EventLoop, RemoteLoop};
 
 pub use error::{GroupError, LoopFailure};
+pub use seat::LoopSeat;
+
+use shared::Shared;
+use start::{Starter, join_all};
 
 /// How a [`LoopGroup`] is started: how many loops, their threads' names, their CPUs.
 ///
@@ -120,109 +125,6 @@ impl LoopGroupOptions {
     }
 }
 
-/// What a loop's setup closure learns about its place in the group, and where it leaves what
-/// the loop must keep.
-pub struct LoopSeat<'a, T> {
-    index: usize,
-    count: usize,
-    first: Option<&'a T>,
-    kept: &'a RefCell<Vec<Box<dyn Any>>>,
-}
-
-impl<'a, T> LoopSeat<'a, T> {
-    /// This loop's index in the group, from 0.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// How many loops the group starts.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// What loop 0's setup returned, for every other loop; `None` for loop 0 itself, whose
-    /// setup runs first. Loop 0 may bind port 0 and return the address it got; the others
-    /// bind the same port.
-    pub fn first(&self) -> Option<&'a T> {
-        self.first
-    }
-
-    /// Keeps `value` (typically the loop's [`Server`](crate::Server), which stops listening
-    /// once its last handle is dropped) alive on the loop's thread until the loop stops; it is
-    /// dropped there, before the loop closes.
-    pub fn keep(&self, value: impl Any) {
-        self.kept.borrow_mut().push(Box::new(value));
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for LoopSeat<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopSeat")
-            .field("index", &self.index)
-            .field("count", &self.count)
-            .field("first", &self.first)
-            .field("kept", &self.kept.borrow().len())
-            .finish()
-    }
-}
-
-/// The state the group's threads share (see the module's ground rules).
-struct Shared {
-    state: Mutex<Armed>,
-}
-
-struct Armed {
-    stopping: bool,
-    remotes: Vec<Option<RemoteLoop>>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Armed> {
-        // A panic never happens under this lock (it guards a flag and a few pushes), but a
-        // poisoned lock would still hold consistent data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores loop `index`'s remote so that a stop reaches it; false if the group is already
-    /// stopping, and then the loop must not run.
-    fn arm(&self, index: usize, remote: RemoteLoop) -> bool {
-        let mut state = self.lock();
-        if state.stopping {
-            return false;
-        }
-        if let Some(slot) = state.remotes.get_mut(index) {
-            *slot = Some(remote);
-        }
-        true
-    }
-
-    /// Asks every armed loop to stop, and keeps every other one from running.
-    fn stop_all(&self) {
-        let remotes: Vec<RemoteLoop> = {
-            let mut state = self.lock();
-            state.stopping = true;
-            state.remotes.iter_mut().filter_map(Option::take).collect()
-        };
-        for remote in remotes {
-            // A loop that already closed has nothing left to stop.
-            let _ = remote.stop();
-        }
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.lock().stopping
-    }
-}
-
-/// Stops the whole group when a loop's thread ends, even by a panic.
-struct StopOnExit(Arc<Shared>);
-
-impl Drop for StopOnExit {
-    fn drop(&mut self) {
-        self.0.stop_all();
-    }
-}
-
 /// A `Send + Sync` handle that stops every loop of a [`LoopGroup`], from any thread (a loop
 /// of the group included). Cheap to clone.
 ///
@@ -266,10 +168,6 @@ impl fmt::Debug for GroupStopper {
             .finish()
     }
 }
-
-/// What a loop's thread reports once its setup returned: the setup's value and the loop's
-/// remote, or why it failed.
-type Report<T> = (usize, Result<(T, RemoteLoop), LoopFailure>);
 
 /// N event loops, one per thread, running until stopped: asyncio's "one loop per process",
 /// in threads.
@@ -385,20 +283,22 @@ impl<T: Clone + Send + 'static> LoopGroup<T> {
             Pinning::Allowed => affinity::allowed_cpus()?,
             Pinning::Cpus(cpus) => cpus.clone(),
         };
+        let shared = Arc::new(Shared::new(count));
         let mut starter = Starter {
-            shared: Arc::new(Shared {
-                state: Mutex::new(Armed {
-                    stopping: false,
-                    remotes: vec![None; count],
-                }),
-            }),
+            shared: shared.clone(),
             setup: Arc::new(setup),
             count,
             name: options.thread_name,
             cpus,
             threads: Vec::with_capacity(count),
         };
-        starter.start(count)
+        let started = starter.start(count)?;
+        Ok(LoopGroup {
+            shared,
+            threads: started.threads,
+            values: started.values,
+            remotes: started.remotes,
+        })
     }
 }
 
@@ -474,223 +374,5 @@ impl<T: fmt::Debug> fmt::Debug for LoopGroup<T> {
             .field("values", &self.values)
             .field("stopping", &self.shared.is_stopping())
             .finish()
-    }
-}
-
-/// Joins every thread but the calling one (which cannot join itself, and ends once its loop
-/// stops), and returns every failure, by loop index.
-fn join_all(threads: Vec<JoinHandle<Result<(), LoopFailure>>>) -> Vec<LoopFailure> {
-    let me = thread::current().id();
-    let mut failures = Vec::new();
-    for (index, handle) in threads.into_iter().enumerate() {
-        if handle.thread().id() == me {
-            continue;
-        }
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(failure)) => failures.push(failure),
-            Err(payload) => failures.push(LoopFailure::panic(index, &*payload)),
-        }
-    }
-    failures
-}
-
-/// The starting of a group: loop 0 first, then the others.
-struct Starter<S> {
-    shared: Arc<Shared>,
-    setup: Arc<S>,
-    count: usize,
-    name: String,
-    cpus: Vec<usize>,
-    threads: Vec<JoinHandle<Result<(), LoopFailure>>>,
-}
-
-impl<S> Starter<S> {
-    /// Starts every loop and collects the setups' reports; on the first failure, stops and
-    /// joins what was started and returns every failure.
-    fn start<T>(&mut self, count: usize) -> io::Result<LoopGroup<T>>
-    where
-        T: Clone + Send + 'static,
-        S: Fn(&EventLoop, LoopSeat<'_, T>) -> io::Result<T> + Send + Sync + 'static,
-    {
-        let mut values: Vec<Option<(T, RemoteLoop)>> = (0..count).map(|_| None).collect();
-        let mut failures = Vec::new();
-        let (tx, rx) = mpsc::channel::<Report<T>>();
-        // Loop 0 alone first: the others may need its value.
-        let first = match self.spawn_seat(0, None, tx.clone()) {
-            Err(failure) => {
-                failures.push(failure);
-                None
-            }
-            Ok(()) => match rx.recv() {
-                Ok((_, Ok((value, remote)))) => {
-                    values[0] = Some((value.clone(), remote));
-                    Some(value)
-                }
-                Ok((_, Err(failure))) => {
-                    failures.push(failure);
-                    None
-                }
-                // Not reached: the thread reports before it ends, or its panic is joined below.
-                Err(mpsc::RecvError) => None,
-            },
-        };
-        if let Some(first) = first {
-            let mut pending = 0;
-            for index in 1..count {
-                match self.spawn_seat(index, Some(first.clone()), tx.clone()) {
-                    Ok(()) => pending += 1,
-                    Err(failure) => {
-                        failures.push(failure);
-                        break;
-                    }
-                }
-            }
-            drop(tx);
-            for _ in 0..pending {
-                match rx.recv() {
-                    Ok((index, Ok(value))) => values[index] = Some(value),
-                    Ok((_, Err(failure))) => failures.push(failure),
-                    Err(mpsc::RecvError) => break,
-                }
-            }
-        }
-        let threads = std::mem::take(&mut self.threads);
-        let complete = values.iter().all(Option::is_some);
-        if failures.is_empty() && complete {
-            let (values, remotes) = values.into_iter().flatten().unzip();
-            return Ok(LoopGroup {
-                shared: self.shared.clone(),
-                threads,
-                values,
-                remotes,
-            });
-        }
-        self.shared.stop_all();
-        failures.extend(join_all(threads));
-        if failures.is_empty() {
-            // Not reached: a loop that did not report its setup failed in it (joined above).
-            failures.push(LoopFailure::error(
-                0,
-                io::Error::other("a loop ended before its setup reported"),
-            ));
-        }
-        Err(GroupError::new(failures).into())
-    }
-
-    /// Starts loop `index`'s thread.
-    fn spawn_seat<T>(
-        &mut self,
-        index: usize,
-        first: Option<T>,
-        report: mpsc::Sender<Report<T>>,
-    ) -> Result<(), LoopFailure>
-    where
-        T: Clone + Send + 'static,
-        S: Fn(&EventLoop, LoopSeat<'_, T>) -> io::Result<T> + Send + Sync + 'static,
-    {
-        let seat = Seat {
-            index,
-            count: self.count,
-            cpu: (!self.cpus.is_empty()).then(|| self.cpus[index % self.cpus.len()]),
-            shared: self.shared.clone(),
-            setup: self.setup.clone(),
-            first,
-            report,
-        };
-        let handle = thread::Builder::new()
-            .name(format!("{}-{index}", self.name))
-            .spawn(move || seat.run())
-            .map_err(|e| LoopFailure::error(index, e))?;
-        self.threads.push(handle);
-        Ok(())
-    }
-}
-
-/// One loop's thread: what it needs, moved in.
-struct Seat<S, T> {
-    index: usize,
-    count: usize,
-    cpu: Option<usize>,
-    shared: Arc<Shared>,
-    setup: Arc<S>,
-    first: Option<T>,
-    report: mpsc::Sender<Report<T>>,
-}
-
-impl<S, T> Seat<S, T>
-where
-    T: Send + 'static,
-    S: Fn(&EventLoop, LoopSeat<'_, T>) -> io::Result<T>,
-{
-    /// The thread's body: set up, report, run until stopped, close. The group stops as the
-    /// thread ends, whatever the way out.
-    fn run(self) -> Result<(), LoopFailure> {
-        let _stop = StopOnExit(self.shared.clone());
-        let index = self.index;
-        let kept = RefCell::new(Vec::new());
-        let set_up = panic::catch_unwind(AssertUnwindSafe(|| self.set_up(&kept)));
-        let lp = match set_up {
-            Ok(Ok((lp, value))) => {
-                let _ = self.report.send((index, Ok((value, lp.remote()))));
-                lp
-            }
-            Ok(Err(failure)) => {
-                drop(kept);
-                let _ = self.report.send((index, Err(failure)));
-                return Ok(());
-            }
-            Err(payload) => {
-                drop(kept);
-                let _ = self
-                    .report
-                    .send((index, Err(LoopFailure::panic(index, &*payload))));
-                return Ok(());
-            }
-        };
-        drop(self.report);
-        if !self.shared.arm(index, lp.remote()) {
-            drop(kept);
-            return lp.close().map_err(|e| LoopFailure::error(index, e.into()));
-        }
-        let run = panic::catch_unwind(AssertUnwindSafe(|| lp.run_forever()));
-        // What the setup kept goes first, on a loop still open (a server's handles, tasks).
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(kept)));
-        let closed = lp.close();
-        if let Err(payload) = dropped {
-            return Err(LoopFailure::panic(index, &*payload));
-        }
-        match run {
-            Err(payload) => Err(LoopFailure::panic(index, &*payload)),
-            Ok(Err(e)) => Err(LoopFailure::error(index, e.into())),
-            Ok(Ok(())) => closed.map_err(|e| LoopFailure::error(index, e.into())),
-        }
-    }
-
-    /// Pins the thread, makes the loop and runs the user's setup on it; on an error the loop
-    /// is closed.
-    fn set_up(&self, kept: &RefCell<Vec<Box<dyn Any>>>) -> Result<(EventLoop, T), LoopFailure> {
-        let index = self.index;
-        let fail = |e: io::Error| LoopFailure::error(index, e);
-        if let Some(cpu) = self.cpu {
-            affinity::pin_current_thread(cpu).map_err(fail)?;
-        }
-        let lp = EventLoop::new().map_err(fail)?;
-        let seat = LoopSeat {
-            index,
-            count: self.count,
-            first: self.first.as_ref(),
-            kept,
-        };
-        match (self.setup)(&lp, seat) {
-            Ok(value) => Ok((lp, value)),
-            Err(e) => {
-                kept.borrow_mut().clear();
-                // The setup's error is the one worth reporting; a close error after it would
-                // only repeat that the loop is unusable.
-                let _ = lp.close();
-                Err(fail(e))
-            }
-        }
     }
 }
