@@ -137,6 +137,13 @@ const EXAMPLES: &[Example] = &[
         check: process::subprocess_ls,
     },
     Example {
+        name: "echo_multicore",
+        package: "evloop",
+        source: "examples/echo_multicore.rs",
+        timeout: Duration::from_secs(60),
+        check: net::echo_multicore,
+    },
+    Example {
         name: "wheel",
         package: "evloop-timer",
         source: "crates/timer/examples/wheel.rs",

@@ -551,3 +551,54 @@ pub(super) fn udp_echo(run: &mut Run) -> Result {
     }
     Ok(())
 }
+
+/// `echo_multicore`: one loop per CPU on one port. 100 connections each get their bytes back;
+/// after SIGINT every loop reports its connections, which add up to the 100 (on a machine with
+/// more than one CPU the kernel spreads them, but a skewed hash may leave a loop without any,
+/// so the spread itself is the net crate's test, not this check's).
+pub(super) fn echo_multicore(run: &mut Run) -> Result {
+    const CONNECTIONS: usize = 100;
+    let addr = announced(run, "Serving on ")?;
+    let loops_line = run.expect_line()?;
+    let loops: usize = loops_line
+        .strip_suffix(" loops")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("expected \"N loops\", got {loops_line:?}"))?;
+    for i in 0..CONNECTIONS {
+        let mut conn = TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let sent = format!("hello {i}");
+        conn.write_all(sent.as_bytes()).map_err(|e| e.to_string())?;
+        let mut got = vec![0; sent.len()];
+        conn.read_exact(&mut got)
+            .map_err(|e| format!("reading the echo: {e}"))?;
+        if got != sent.as_bytes() {
+            return Err(format!(
+                "sent {sent:?}, got {:?}",
+                String::from_utf8_lossy(&got)
+            ));
+        }
+    }
+    run.interrupt()?;
+    let out = run.rest()?;
+    let counts: Vec<usize> = out
+        .iter()
+        .filter_map(|l| {
+            let text = l.text();
+            let rest = text.strip_prefix("loop ")?;
+            let (_, count) = rest.split_once(": ")?;
+            count.strip_suffix(" connections")?.parse().ok()
+        })
+        .collect();
+    if counts.len() != loops || counts.iter().sum::<usize>() != CONNECTIONS {
+        return Err(format!(
+            "expected {loops} loops serving {CONNECTIONS} connections in all, got {counts:?}"
+        ));
+    }
+    println!("echo_multicore: connections per loop {counts:?}");
+    if !out.iter().any(|l| l.text() == "Server closed") {
+        return Err("no line \"Server closed\" after SIGINT".to_string());
+    }
+    run.exits_ok()
+}

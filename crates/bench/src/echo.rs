@@ -70,6 +70,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<(), String> {
     };
     ctx.note(GROUP, &format!("loopback TCP; every server in its own process, fresh ones for every cell and repeat; {pinning}; subjects interleaved within each repeat; *_vs_epoll / *_vs_tokio are the medians of ratios paired within each repeat"));
     ctx.note(GROUP, "epoll: bare libc epoll, level-triggered, one 256 KiB read buffer for all connections, per-connection pending bytes + EPOLLOUT on partial writes (the limit); tokio: current_thread runtime, a spawned task per connection, read_buf into a 64 KiB Vec's spare capacity + write_all; evloop_sock: sock_accept / sock_recv(64 KiB) / sock_sendall, a task per connection (asyncio's sock echo shape; sock_recv rather than sock_recv_into, whose buffer must be zeroed and so would be resident on every idle connection); asyncio/uvloop: python/echo_server.py, a Protocol echo (write in data_received)");
+    ctx.note(GROUP, &crate::echo_mc::note());
     let load_before = load_average();
     throughput(ctx, &launches)?;
     cpu_fixed_load(ctx, &launches)?;

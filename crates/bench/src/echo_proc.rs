@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::harness::Ctx;
-use crate::sys::{nproc, pinned};
+use crate::sys::{nproc, pinned, pinned_to};
 
 /// The core the servers run on.
 pub(crate) const SERVER_CPU: usize = 0;
@@ -81,8 +81,8 @@ pub(crate) struct ServerProc {
 }
 
 impl ServerProc {
-    /// Starts `launch`'s server, pinned to [`SERVER_CPU`] when [`can_pin`], and waits for the
-    /// port it prints.
+    /// Starts `launch`'s server, pinned to [`SERVER_CPU`] when [`can_pin`] (a multi-core
+    /// subject to every CPU but the load's), and waits for the port it prints.
     ///
     /// # Errors
     ///
@@ -91,7 +91,11 @@ impl ServerProc {
         let what = launch.subject();
         let mut cmd = launch.command()?;
         if can_pin() {
-            pinned(&mut cmd, SERVER_CPU);
+            if crate::echo_mc::is_multicore(what) {
+                pinned_to(&mut cmd, &crate::echo_mc::server_cpus());
+            } else {
+                pinned(&mut cmd, SERVER_CPU);
+            }
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

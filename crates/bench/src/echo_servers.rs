@@ -46,6 +46,8 @@ pub(crate) const SERVERS: &[(&str, Serve)] = &[
     ("evloop_streams", crate::echo_streams::serve_evloop_streams),
     ("tokio", serve_tokio),
     ("epoll", serve_epoll),
+    ("evloop_mc", crate::echo_mc::serve_evloop_mc),
+    ("tokio_mt", crate::echo_mc::serve_tokio_mt),
 ];
 
 /// The hidden server mode's arguments, after `--serve`.
@@ -110,7 +112,7 @@ fn serve(args: &ServeArgs) -> io::Result<()> {
         ));
     };
     raise_nofile_limit()?;
-    let listener = bind(args.addr)?;
+    let listener = bind(args.addr, crate::echo_mc::is_multicore(&args.subject))?;
     let port = listener
         .local_addr()?
         .as_socket()
@@ -123,10 +125,12 @@ fn serve(args: &ServeArgs) -> io::Result<()> {
     serve(listener)
 }
 
-/// A non-blocking listening socket on `addr`, as every server takes it.
-fn bind(addr: SocketAddr) -> io::Result<Socket> {
+/// A non-blocking listening socket on `addr`, as every server takes it; with `SO_REUSEPORT`
+/// for a multi-core subject, whose other listeners join it on the same port.
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     let listener = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     listener.set_reuse_address(true)?;
+    listener.set_reuse_port(reuse_port)?;
     listener.bind(&addr.into())?;
     listener.listen(BACKLOG)?;
     listener.set_nonblocking(true)?;
@@ -178,7 +182,7 @@ pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
 
 /// Writes every chunk straight back (asyncio's echo protocol).
 #[derive(Default)]
-struct EchoProtocol {
+pub(crate) struct EchoProtocol {
     transport: Option<evloop::Transport>,
 }
 
@@ -461,8 +465,9 @@ mod tests {
         use crate::echo_client::{self, Load};
 
         for (name, serve) in SERVERS {
-            let listener =
-                bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| e.to_string())?;
+            let reuse_port = crate::echo_mc::is_multicore(name);
+            let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), reuse_port)
+                .map_err(|e| e.to_string())?;
             let addr = listener
                 .local_addr()
                 .ok()
@@ -494,7 +499,8 @@ mod tests {
         const TOTAL: usize = 8 * 1024 * 1024;
         let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
         for (name, serve) in SERVERS {
-            let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            let reuse_port = crate::echo_mc::is_multicore(name);
+            let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), reuse_port)?;
             let addr = listener
                 .local_addr()?
                 .as_socket()

@@ -16,11 +16,13 @@ mod common;
 mod echo;
 mod echo_client;
 mod echo_epoll;
+mod echo_mc;
 mod echo_proc;
 mod echo_servers;
 mod echo_streams;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod harness;
+mod process;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod python;
 mod report;
@@ -47,6 +49,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("tasks", tasks::run),
     ("echo", echo::run),
     ("tls_echo", tls_echo::run),
+    ("subprocess", process::run),
 ];
 
 const USAGE: &str = "\

@@ -63,13 +63,18 @@ pub(crate) fn taskset_available() -> bool {
 /// over; set stdin/stdout/stderr after this call, since `Command` does not
 /// let them be read back.
 pub(crate) fn pinned(cmd: &mut Command, core: usize) {
+    pinned_to(cmd, &core.to_string());
+}
+
+/// As [`pinned`], onto the CPUs of `cpus`, a `taskset -c` list (`0,2-5`).
+pub(crate) fn pinned_to(cmd: &mut Command, cpus: &str) {
     if !taskset_available() {
         return;
     }
     let mut wrapped = Command::new("taskset");
     wrapped
         .arg("-c")
-        .arg(core.to_string())
+        .arg(cpus)
         .arg(cmd.get_program())
         .args(cmd.get_args());
     for (key, value) in cmd.get_envs() {

@@ -129,6 +129,11 @@ pub use evloop_net::{
     SubprocessConnection, SubprocessProtocol, SubprocessTransport,
 };
 
+// Floor 5: one loop per core, each on its own thread (a `reuse_port` server on each).
+pub use evloop_net::{
+    GroupError, GroupStopper, LoopFailure, LoopGroup, LoopGroupOptions, LoopSeat,
+};
+
 /// POSIX signals by name (`signal::SIGINT`, `signal::name`, `signal::from_name`,
 /// `signal::raise`), for `EventLoop::add_signal_handler` without `libc`.
 pub use evloop_reactor::signals as signal;

@@ -14,7 +14,9 @@
 //! - TLS between a socket transport and its protocol (`ssl`, `start_tls`, on rustls);
 //! - streams ([`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`]),
 //!   which implement the `futures-io` traits;
-//! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]).
+//! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]);
+//! - one loop per core ([`LoopGroup`]): N loops on threads of their own, typically each
+//!   serving one port with `reuse_port`, stopped together from any thread.
 //!
 //! # How a `sock_*` operation runs
 //!
@@ -35,6 +37,7 @@ mod datagram;
 mod ext;
 mod given;
 mod limits;
+mod multicore;
 mod open;
 mod process;
 mod protocol;
@@ -54,6 +57,7 @@ pub use address::Address;
 pub use connect::SockConnect;
 pub use datagram::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopDatagramExt};
 pub use ext::LoopSockExt;
+pub use multicore::{GroupError, GroupStopper, LoopFailure, LoopGroup, LoopGroupOptions, LoopSeat};
 pub use open::{
     AcceptedOptions, ConnectErrors, ConnectOptions, HostPort, ServerOptions, UnixConnectOptions,
     UnixServerOptions,

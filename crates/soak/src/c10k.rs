@@ -22,11 +22,12 @@ const SPARE_FDS: u64 = 64;
 const MAX_SIZE: usize = 16 * 1024;
 /// Connections being set up at once (the listen backlog is larger).
 const WAVE: usize = 256;
-const SEED: u64 = 0x00c1_0c4e;
+/// The clients' seed (their message sizes); `c10k-multi` sends the same.
+pub(crate) const SEED: u64 = 0x00c1_0c4e;
 
 /// Raises the soft fd limit to the hard one; returns how many connections fit, with a note
 /// when that is fewer than `want`.
-fn fit(want: usize) -> Result<(usize, Option<String>), String> {
+pub(crate) fn fit(want: usize) -> Result<(usize, Option<String>), String> {
     let (_, hard) = sys::nofile().map_err(|e| format!("getrlimit: {e}"))?;
     let soft = sys::set_nofile(hard).map_err(|e| format!("setrlimit: {e}"))?;
     let room = usize::try_from(soft.saturating_sub(SPARE_FDS)).unwrap_or(usize::MAX);

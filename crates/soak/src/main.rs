@@ -12,6 +12,7 @@ mod alloc;
 mod asan;
 mod bad_input;
 mod c10k;
+mod c10k_multi;
 mod churn;
 mod echo;
 mod emfile;
@@ -54,6 +55,12 @@ const TESTS: &[Entry] = &[
     Entry {
         name: "c10k",
         run: c10k::run,
+        limit: Duration::from_secs(120),
+        full_only: false,
+    },
+    Entry {
+        name: "c10k-multi",
+        run: c10k_multi::run,
         limit: Duration::from_secs(120),
         full_only: false,
     },
