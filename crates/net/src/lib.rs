@@ -14,7 +14,9 @@
 //! - TLS between a socket transport and its protocol (`ssl`, `start_tls`, on rustls);
 //! - streams ([`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`]),
 //!   which implement the `futures-io` traits;
-//! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]).
+//! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]);
+//! - `sendfile(2)` to a socket or a transport, with a read-and-write fallback
+//!   ([`LoopSendfileExt`]: `sock_sendfile`, `sendfile`).
 //!
 //! # How a `sock_*` operation runs
 //!
@@ -42,6 +44,7 @@ mod readiness;
 mod recv;
 mod registry;
 mod send;
+mod sendfile;
 mod server;
 mod stream_ext;
 mod streams;
@@ -66,6 +69,7 @@ pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
 pub use rustls;
 pub use send::{SockSendall, SockSendto};
+pub use sendfile::{LoopSendfileExt, Sendfile, SendfileNotAvailableError, SockSendfile};
 pub use server::{ServeForever, Server, ServerSocket, WaitClosed};
 pub use socket2;
 pub use stream_ext::{Connection, LoopStreamExt};

@@ -123,3 +123,6 @@ pub fn pty(raw: bool) -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Helpers for the streams tests.
 pub mod streams;
+
+/// Helpers for the sendfile tests.
+pub mod sendfile;
