@@ -24,6 +24,7 @@ mod harness;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod python;
 mod report;
+mod sendfile;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod sys;
 mod syscalls;
@@ -47,6 +48,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("tasks", tasks::run),
     ("echo", echo::run),
     ("tls_echo", tls_echo::run),
+    ("sendfile", sendfile::run),
 ];
 
 const USAGE: &str = "\
