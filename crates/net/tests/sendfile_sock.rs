@@ -7,6 +7,7 @@ use std::io::{self, Seek, Write};
 
 use evloop_net::{LoopSendfileExt, LoopSockExt, SendfileNotAvailableError};
 use evloop_sched::EventLoop;
+use evloop_task::LoopTaskExt;
 use socket2::{Domain, Socket, Type};
 use util::sendfile::{
     join, pattern, pattern_file, read_to_eof, small_buffers, sum_to_eof, tcp_pair,
@@ -218,6 +219,42 @@ fn the_fallback_honours_offset_and_count() -> TestResult {
     assert_eq!(sent.0, Some(Some(libc::ESPIPE)));
     assert_eq!(sent.1, 300_000);
     assert!(join(reader)? == pattern(0, 300_000), "the bytes differ");
+    lp.close()?;
+    Ok(())
+}
+
+// CPython: test_asyncio/test_unix_events.py::SelectorEventLoopUnixSockSendfileTests::test_sock_sendfile_cancel1
+// and test_sock_sendfile_cancel2: a cancelled sendfile leaves the file's position past what
+// went out, and no writer behind (the socket takes the next send).
+#[test]
+fn a_cancelled_sendfile_leaves_the_position_at_what_was_sent() -> TestResult {
+    let lp = EventLoop::new()?;
+    let len = 1 << 20;
+    let (file, _) = pattern_file(len)?;
+    let file = std::rc::Rc::new(file);
+    let (ours, peer) = tcp_pair()?;
+    small_buffers(&ours, &peer)?;
+    let ours = std::rc::Rc::new(ours);
+    let (l2, s2, f2) = (lp.clone(), ours.clone(), file.clone());
+    let task = lp.create_task(async move { l2.sock_sendfile(&s2, &f2, 0, None, false).await })?;
+    lp.run_until_complete(evloop_task::sleep(std::time::Duration::from_millis(50)))??;
+    assert!(!task.done(), "1 MiB went into 4 KiB buffers");
+    assert!(task.cancel(None));
+    let outcome = lp.run_until_complete(task)?;
+    assert!(outcome.is_err_and(|e| e.is_cancelled()));
+    let sent = (&*file).stream_position()?;
+    assert!((1..len).contains(&sent), "position {sent}");
+    let reader = read_to_eof(peer);
+    let l3 = lp.clone();
+    let s3 = ours.clone();
+    run(&lp, async move { l3.sock_sendall(&s3, b"after").await })?;
+    drop(ours);
+    let mut expected = pattern(0, sent);
+    expected.extend(b"after");
+    assert!(
+        join(reader)? == expected,
+        "the peer's bytes are not the file up to the position"
+    );
     lp.close()?;
     Ok(())
 }
