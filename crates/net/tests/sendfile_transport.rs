@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use evloop_net::{
     ConnectOptions, LoopSendfileExt, LoopStreamExt, SendfileNotAvailableError, ServerOptions,
-    Transport,
+    StartTlsOptions, TlsConfig, Transport,
 };
 use evloop_sched::{Context, EventLoop};
 use evloop_task::LoopTaskExt;
@@ -328,6 +328,41 @@ fn the_fallback_keeps_flow_control() -> TestResult {
     t.close();
     assert!(run_until(&lp, 600, || t.fileno().is_none())?);
     assert!(join(reader)? == data, "the bytes differ");
+    lp.close()?;
+    Ok(())
+}
+
+// The plain handle of a socket that start_tls upgraded: its writes are refused (they would
+// land in the middle of the TLS stream), and so is a sendfile (asyncio has no such handle).
+#[test]
+fn the_plain_handle_of_an_upgraded_transport_is_refused() -> TestResult {
+    let (_, client_config, _, _) = pki()?;
+    let lp = EventLoop::new()?;
+    let (file, _) = pattern_file(1000)?;
+    let (ours, _peer) = tcp_pair()?;
+    let log = Log::default();
+    let plain = transport_on(&lp, ours, &log)?;
+    let (l2, p2) = (lp.clone(), plain.clone());
+    // The peer never answers the hello: the upgrade stays in its handshake.
+    let upgrade = lp.create_task(async move {
+        let proto = Rc::new(RefCell::new(Recorder::default()));
+        let options = StartTlsOptions::new().server_hostname("localhost");
+        l2.start_tls(&p2, proto, TlsConfig::Client(client_config), options)
+            .await
+            .map(drop)
+    })?;
+    let (l3, p3) = (lp.clone(), plain.clone());
+    let refused = lp.run_until_complete(async move {
+        evloop_task::sleep(std::time::Duration::from_millis(20)).await?;
+        Ok::<_, BoxError>(l3.sendfile(&p3, &file, 0, None, true).await.err())
+    })??;
+    let refused = refused.ok_or("sent plaintext under TLS")?;
+    assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+    assert!(refused.to_string().contains("start_tls"), "{refused}");
+    assert!(!upgrade.done());
+    plain.abort();
+    upgrade.cancel(None);
+    let _ = lp.run_until_complete(upgrade);
     lp.close()?;
     Ok(())
 }

@@ -30,7 +30,7 @@ use evloop_sched::EventLoop;
 use socket2::{Socket, Type};
 
 use crate::transport::Transport;
-use crate::transport::inner::Role;
+use crate::transport::inner::{Role, flag};
 
 mod sealed {
     pub trait Sealed {}
@@ -274,6 +274,8 @@ pub trait LoopSendfileExt: sealed::Sealed {
     ///   sent;
     /// - `InvalidInput` for a pipe transport (asyncio: "sendfile is not supported for
     ///   transport");
+    /// - `InvalidInput` for the plain handle of a transport that `start_tls` upgraded (its
+    ///   bytes would land in the middle of the TLS stream; asyncio has no such handle);
     /// - `ResourceBusy` if another sendfile runs on the transport;
     /// - `BrokenPipe` "connection closed by peer" if the transport closes (`close()`,
     ///   `abort()`, an error) while the sendfile runs;
@@ -364,6 +366,14 @@ impl LoopSendfileExt for EventLoop {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("sendfile is not supported for transport {transport:?}"),
+                ));
+            }
+            if transport.tls.is_none() && transport.inner.has(flag::WRAPPED) {
+                // Its plaintext would land in the middle of the TLS stream.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "sendfile on a transport that start_tls() replaced (use the transport \
+                     start_tls() returned)",
                 ));
             }
             check_params(offset, count)?;
