@@ -187,7 +187,7 @@ fn check_socket(sock: &Socket) -> io::Result<()> {
 /// A connection error at the very first `sendfile(2)` call is that error: asyncio turns any
 /// error at the first call into `SendfileNotAvailableError`, which hides a reset behind "not
 /// available" when `fallback` is false. evloop does so only for the errors that mean the kernel
-/// cannot send this pair (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`, `EXDEV`).
+/// cannot send this pair (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`).
 ///
 /// # Signals
 ///

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -29,7 +30,6 @@ pub(super) fn source_size(file: &File) -> io::Result<u64> {
         .metadata()
         .map_err(|err| not_available(&format!("not a regular file ({err})")))?;
     let ty = meta.file_type();
-    use std::os::unix::fs::FileTypeExt;
     if ty.is_file() || ty.is_block_device() {
         Ok(meta.len())
     } else {
@@ -42,7 +42,7 @@ pub(super) fn source_size(file: &File) -> io::Result<u64> {
 fn unsupported_pair(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EXDEV)
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
     )
 }
 
