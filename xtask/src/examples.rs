@@ -95,6 +95,13 @@ const EXAMPLES: &[Example] = &[
         check: net::http_hello,
     },
     Example {
+        name: "file_server",
+        package: "evloop",
+        source: "examples/file_server.rs",
+        timeout: Duration::from_secs(40),
+        check: net::file_server,
+    },
+    Example {
         name: "https_hello",
         package: "evloop",
         source: "examples/https_hello.rs",

@@ -336,6 +336,47 @@ pub(super) fn http_hello(run: &mut Run) -> Result {
     interrupt_and_close(run)
 }
 
+/// `file_server`: `curl` fetches the file twice over one kept-alive connection; both bodies
+/// equal the file on disk, byte for byte.
+pub(super) fn file_server(run: &mut Run) -> Result {
+    let line = run.expect_line()?;
+    let path = line
+        .strip_prefix("File: ")
+        .and_then(|rest| rest.rsplit_once(" ("))
+        .map(|(path, _)| path.to_string())
+        .ok_or_else(|| format!("expected \"File: PATH (N bytes)\", got {line:?}"))?;
+    let url = format!("{}/", announced(run, "Serving on ")?);
+    let file = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    let curl = output_within(
+        Command::new("curl").args([
+            "-sS",
+            "--http1.1",
+            "--max-time",
+            "20",
+            "-w",
+            "[%{http_code} %{num_connects}]",
+            &url,
+            &url,
+        ]),
+        b"",
+        Duration::from_secs(30),
+    )?;
+    let mut expected = file.clone();
+    expected.extend_from_slice(b"[200 1]");
+    expected.extend_from_slice(&file);
+    expected.extend_from_slice(b"[200 0]");
+    if !curl.status.success() || curl.stdout != expected {
+        return Err(format!(
+            "curl: {} ({} bytes, expected {}: the file twice, on one connection) {}",
+            curl.status,
+            curl.stdout.len(),
+            expected.len(),
+            curl.stderr
+        ));
+    }
+    interrupt_and_close(run)
+}
+
 /// CPython's `ssl` with asyncio's streams: two requests over one TLS connection that trusts the
 /// certificate file, the host name checked; then the version and ALPN it negotiated.
 const PY_HTTPS: &str = r#"

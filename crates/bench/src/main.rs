@@ -26,6 +26,7 @@ mod process;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod python;
 mod report;
+mod sendfile;
 #[allow(dead_code, reason = "API for the group files; each item is tested")]
 mod sys;
 mod syscalls;
@@ -50,6 +51,7 @@ const GROUPS: &[(&str, Group)] = &[
     ("echo", echo::run),
     ("tls_echo", tls_echo::run),
     ("subprocess", process::run),
+    ("sendfile", sendfile::run),
 ];
 
 const USAGE: &str = "\

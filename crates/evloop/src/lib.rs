@@ -15,7 +15,7 @@
 //! | 2 | `evloop-sched` | the loop: ready queue, iterations, handles, signals, exception handler, debug mode |
 //! | 3 | `evloop-task` | futures and tasks: `LoopFuture`, `Task`, `run_until_complete`, `sleep`, task factories |
 //! | 4 | `evloop-exec` | the executor bridge: `run_in_executor`, the default thread pool, `getaddrinfo`/`getnameinfo`, `run` |
-//! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes, streams |
+//! | 5 | `evloop-net` | networking: `sock_*` operations, transports and protocols, `create_connection`, `create_server`, datagrams, pipes, streams, `sendfile` |
 //! | 6 | `evloop` | this facade |
 //!
 //! # Examples
@@ -123,6 +123,9 @@ pub use evloop_net::{
     AcceptedOptions, StartTlsOptions, TlsConfig, TlsSession, UnixConnectOptions, rustls,
 };
 
+// Floor 5 too: files sent by `sendfile(2)` (asyncio's `sock_sendfile`, `sendfile`).
+pub use evloop_net::{LoopSendfileExt, Sendfile, SendfileNotAvailableError, SockSendfile};
+
 // Floor 5: subprocesses, their transports and protocols, and the high-level `Process`.
 pub use evloop_net::{
     Communicated, LoopProcessExt, Process, ProcessOptions, ProcessStdio, SHELL,
@@ -152,7 +155,7 @@ pub mod raw {
 pub mod prelude {
     pub use crate::LoopProcessExt;
     pub use crate::{Context, Error, EventLoop, Handle, RemoteLoop, TimerHandle, get_running_loop};
-    pub use crate::{LoopDatagramExt, LoopSockExt, LoopStreamExt};
+    pub use crate::{LoopDatagramExt, LoopSendfileExt, LoopSockExt, LoopStreamExt};
     pub use crate::{LoopExecExt, LoopFuture, LoopTaskExt, Task, TaskError, current_task, sleep};
 }
 

@@ -16,7 +16,9 @@
 //!   which implement the `futures-io` traits;
 //! - subprocesses ([`LoopProcessExt`], [`SubprocessTransport`], [`Process`]);
 //! - one loop per core ([`LoopGroup`]): N loops on threads of their own, typically each
-//!   serving one port with `reuse_port`, stopped together from any thread.
+//!   serving one port with `reuse_port`, stopped together from any thread;
+//! - `sendfile(2)` to a socket or a transport, with a read-and-write fallback
+//!   ([`LoopSendfileExt`]: `sock_sendfile`, `sendfile`).
 //!
 //! # How a `sock_*` operation runs
 //!
@@ -46,6 +48,7 @@ mod readiness;
 mod recv;
 mod registry;
 mod send;
+mod sendfile;
 mod server;
 mod stream_ext;
 mod streams;
@@ -70,6 +73,7 @@ pub use protocol::Protocol;
 pub use recv::{SockRecv, SockRecvInto, SockRecvfrom, SockRecvfromInto};
 pub use rustls;
 pub use send::{SockSendall, SockSendto};
+pub use sendfile::{LoopSendfileExt, Sendfile, SendfileNotAvailableError, SockSendfile};
 pub use server::{ServeForever, Server, ServerSocket, WaitClosed};
 pub use socket2;
 pub use stream_ext::{Connection, LoopStreamExt};

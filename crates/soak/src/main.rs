@@ -21,6 +21,7 @@ mod lifecycle;
 mod line;
 mod memory;
 mod process;
+mod sendfile;
 mod signals;
 mod storm;
 mod streams;
@@ -122,6 +123,12 @@ const TESTS: &[Entry] = &[
         name: "subprocess-churn",
         run: process::run,
         limit: Duration::from_secs(120),
+        full_only: false,
+    },
+    Entry {
+        name: "sendfile",
+        run: sendfile::run,
+        limit: Duration::from_secs(150),
         full_only: false,
     },
     Entry {

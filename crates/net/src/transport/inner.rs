@@ -15,6 +15,7 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::Waker;
 
 use evloop_sched::{Context, EventLoop, Exception, FdClaim};
 
@@ -83,6 +84,10 @@ pub(crate) mod flag {
     pub(crate) const HANGUP_WATCH: u16 = 1 << 12;
     /// `start_tls` put a TLS layer on the socket: writes through a plain handle are refused.
     pub(crate) const WRAPPED: u16 = 1 << 13;
+    /// A `sendfile` runs on this transport (one at a time).
+    pub(crate) const SENDFILE: u16 = 1 << 14;
+    /// A native `sendfile` owns the fd's writing side: writes are refused until it ends.
+    pub(crate) const SENDFILE_NATIVE: u16 = 1 << 15;
 }
 
 /// A write that leaves more than `OVERRUN_FACTOR` × the high-water mark (and at least
@@ -97,7 +102,7 @@ pub(crate) struct Inner {
     pub(crate) lp: EventLoop,
     fd: RawFd,
     /// The transport's exclusive hold on its fd's watches; released just before the fd closes.
-    claim: RefCell<Option<FdClaim>>,
+    pub(super) claim: RefCell<Option<FdClaim>>,
     pub(crate) role: Role,
     flags: Cell<u16>,
     /// Dropped after `connection_lost`.
@@ -115,6 +120,9 @@ pub(crate) struct Inner {
     slot: Cell<u32>,
     /// Run once after `connection_lost` (a server forgets its client).
     on_lost: Cell<Option<Box<dyn FnOnce()>>>,
+    /// A `sendfile` waiting for the buffer to drain, writing to resume, the fd to be writable,
+    /// or the end (`super::sendfile`); woken by each of those.
+    pub(super) waiter: Cell<Option<Waker>>,
 }
 
 impl Inner {
@@ -154,6 +162,7 @@ impl Inner {
             deferred: RefCell::new(VecDeque::new()),
             slot: Cell::new(NO_SLOT),
             on_lost: Cell::new(None),
+            waiter: Cell::new(None),
         });
         inner.slot.set(Registry::insert(lp, &inner));
         Ok(inner)
@@ -318,6 +327,10 @@ impl Inner {
     /// (`selector_events._SelectorSocketTransport.write`, gh-115514). A write pipe refuses them
     /// from `close()` on, as asyncio's `_UnixWritePipeTransport.write` does.
     fn refuse_write(&self) -> bool {
+        if self.has(flag::SENDFILE_NATIVE) {
+            self.refuse_during_sendfile();
+            return true;
+        }
         if self.has(flag::EOF) && !self.has(flag::CLOSING) && self.role == Role::Socket {
             self.lp.call_exception_handler(
                 Context::new("Cannot call write() after write_eof(): the data was dropped")
@@ -488,7 +501,7 @@ impl Inner {
         }
     }
 
-    fn remove_writer(&self) {
+    pub(super) fn remove_writer(&self) {
         if self.has(flag::WRITER) {
             self.unset(flag::WRITER);
             if let Some(claim) = self.claim.borrow().as_ref() {
@@ -513,6 +526,7 @@ impl Inner {
         }
         self.maybe_resume();
         if self.wbuf.borrow().is_empty() {
+            self.wake_waiter();
             self.remove_writer();
             if self.has(flag::CLOSING) {
                 if !self.has(flag::LOST) {
@@ -521,6 +535,13 @@ impl Inner {
             } else if self.has(flag::EOF) {
                 self.shutdown_write();
             }
+        }
+    }
+
+    /// Wakes the `sendfile` waiting on this transport, if any.
+    pub(super) fn wake_waiter(&self) {
+        if let Some(waker) = self.waiter.take() {
+            waker.wake();
         }
     }
 
@@ -554,6 +575,7 @@ impl Inner {
     fn maybe_resume(self: &Rc<Self>) {
         if self.has(flag::PROTO_PAUSED) && self.buffer_size() <= self.low.get() {
             self.unset(flag::PROTO_PAUSED | flag::OVERRUN);
+            self.wake_waiter();
             self.deliver(Event::Resume);
         }
     }
@@ -593,6 +615,7 @@ impl Inner {
         if self.wbuf.borrow().is_empty() {
             self.schedule_lost(None);
         }
+        self.wake_waiter();
     }
 
     /// `abort()`, and the end of every fatal error: drops the buffer and schedules
@@ -606,6 +629,7 @@ impl Inner {
         self.set(flag::CLOSING);
         self.remove_reader();
         self.schedule_lost(err);
+        self.wake_waiter();
     }
 
     /// An OS error ended the transport. It goes to the protocol (`connection_lost(Some(err))`)
@@ -660,6 +684,7 @@ impl Inner {
         self.remove_reader();
         self.remove_writer();
         self.set(flag::RELEASED | flag::CLOSING | flag::LOST);
+        self.wake_waiter();
         // The claim goes before the fd closes: a new fd with the same number is not ours.
         let claim = self.claim.borrow_mut().take();
         drop(claim);

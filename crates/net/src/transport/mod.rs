@@ -2,6 +2,7 @@
 
 mod deliver;
 pub(crate) mod inner;
+pub(crate) mod sendfile;
 pub(crate) mod sys;
 mod wbuf;
 

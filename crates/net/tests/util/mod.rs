@@ -156,3 +156,5 @@ pub fn epoll_events(fd: i32) -> io::Result<Option<u32>> {
     }
     Ok(None)
 }
+/// Helpers for the sendfile tests.
+pub mod sendfile;
