@@ -144,11 +144,6 @@ impl LoopCore {
         Ok(())
     }
 
-    /// Whether debug mode is on (`set_debug`).
-    pub(crate) fn is_debug(&self) -> bool {
-        self.debug.load(Ordering::Relaxed)
-    }
-
     fn watch(
         slf: &Bound<'_, Self>,
         side: Side,

@@ -39,7 +39,7 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit, ffi, intern};
 
 use crate::core::{LoopCore, Side};
@@ -420,7 +420,9 @@ impl SockCall {
                 let sock = this.sock.clone_ref(py).into_bound(py);
                 let event_loop = this.event_loop.clone_ref(py).into_bound(py);
                 let checked = check_ssl_socket(&sock).and_then(|()| {
-                    if event_loop.get().is_debug()
+                    // asyncio reads `self._debug`, which PYTHONASYNCIODEBUG sets without
+                    // `set_debug()`.
+                    if event_loop.getattr(intern!(py, "_debug"))?.is_truthy()?
                         && !sock.call_method0(intern!(py, "gettimeout"))?.eq(0)?
                     {
                         return Err(PyValueError::new_err("the socket must be non-blocking"));
@@ -465,7 +467,7 @@ impl SockCall {
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let fd = fileno(sock)?;
-        event_loop.call_method1(intern!(py, "_ensure_fd_no_transport"), (fd,))?;
+        ensure_fd_no_transport(event_loop, fd)?;
         let fut = event_loop.call_method0(intern!(py, "create_future"))?;
         let handle = LoopCore::watch_fd(
             event_loop,
@@ -482,6 +484,37 @@ impl SockCall {
         };
         Ok(fut.unbind())
     }
+}
+
+/// asyncio's `_ensure_fd_no_transport(fd)`: `RuntimeError` if a transport that is not closing
+/// uses `fd`. The loop's `_transports` is a `WeakValueDictionary`, whose `get` raises and
+/// catches a `KeyError` for every fd it does not hold: its `data` dict (fd to weak reference)
+/// is read instead; anything else calls the loop's own method.
+fn ensure_fd_no_transport(event_loop: &Bound<'_, LoopCore>, fd: RawFd) -> PyResult<()> {
+    let py = event_loop.py();
+    let data = event_loop
+        .getattr(intern!(py, "_transports"))
+        .and_then(|transports| transports.getattr(intern!(py, "data")))
+        .ok();
+    let Some(data) = data.as_ref().and_then(|data| data.cast::<PyDict>().ok()) else {
+        event_loop.call_method1(intern!(py, "_ensure_fd_no_transport"), (fd,))?;
+        return Ok(());
+    };
+    let Some(weak) = data.get_item(fd)? else {
+        return Ok(());
+    };
+    let transport = weak.call0()?;
+    if !transport.is_none()
+        && !transport
+            .call_method0(intern!(py, "is_closing"))?
+            .is_truthy()?
+    {
+        return Err(PyRuntimeError::new_err(format!(
+            "File descriptor {fd} is used by transport {}",
+            transport.repr()?
+        )));
+    }
+    Ok(())
 }
 
 /// `sock_sendall`'s send of what is left: (bytes sent now, total length).

@@ -390,6 +390,22 @@ class SockTests(LoopTestCase):
 
         self.loop.run_until_complete(main())
 
+    # CPython: test_unix_events.py::TestFunctional::test_add_reader_or_writer_transport_fd
+    # (asyncio/selector_events.py::_ensure_fd_no_transport): a call that would wait on an fd a
+    # live transport uses is refused.
+    def test_a_call_on_a_transports_fd_is_refused_while_it_lives(self):
+        a, b = self.pair()
+
+        async def main():
+            transport, _ = await self.loop.create_connection(asyncio.Protocol, sock=a)
+            with self.assertRaisesRegex(RuntimeError, "is used by transport"):
+                await asyncio.wait_for(self.loop.sock_recv(a, 1), 10)
+            with self.assertRaisesRegex(RuntimeError, "is used by transport"):
+                await asyncio.wait_for(self.loop.sock_recv_into(a, bytearray(1)), 10)
+            transport.abort()
+
+        self.loop.run_until_complete(main())
+
     # CPython: test_sock_lowlevel.py::test_sock_accept, test_sock_client_fail
     def test_accept_connect_and_a_refused_connect(self):
         listener = socket.socket()
@@ -463,10 +479,19 @@ class SockTests(LoopTestCase):
         a.setblocking(True)
         self.loop.set_debug(True)
         with self.assertRaisesRegex(ValueError, "must be non-blocking"):
-            self.loop.run_until_complete(self.loop.sock_recv(a, 1))
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_recv(a, 1), 10))
         with self.assertRaisesRegex(ValueError, "must be non-blocking"):
-            self.loop.run_until_complete(self.loop.sock_sendall(a, b"x"))
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_sendall(a, b"x"), 10))
         self.loop.set_debug(False)
+        # PYTHONASYNCIODEBUG=1 turns debug mode on when the loop is made, without set_debug().
+        os.environ["PYTHONASYNCIODEBUG"] = "1"
+        try:
+            loop = evloop.new_event_loop()
+        finally:
+            del os.environ["PYTHONASYNCIODEBUG"]
+        self.addCleanup(loop.close)
+        with self.assertRaisesRegex(ValueError, "must be non-blocking"):
+            loop.run_until_complete(asyncio.wait_for(loop.sock_recv(a, 1), 10))
         try:
             import ssl
         except ImportError:
@@ -474,7 +499,7 @@ class SockTests(LoopTestCase):
         wrapped = ssl.create_default_context().wrap_socket(
             socket.socket(), server_hostname="x", do_handshake_on_connect=False)
         with wrapped, self.assertRaisesRegex(TypeError, "SSLSocket"):
-            self.loop.run_until_complete(self.loop.sock_recv(wrapped, 1))
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_recv(wrapped, 1), 10))
 
     # Deliberately not asyncio's (docs/architecture.md, "The Python module"): sock_recv and
     # sock_sendall of bytes on a plain socket never block the loop, even on a socket with a
