@@ -12,8 +12,10 @@
 //! Modules, lowest first: `on_thread` (a value bound to its thread) and `running` (what the
 //! loop running on this thread asks of its callbacks) ← `gil` (the sleep hook that releases the
 //! GIL) and `handle` (asyncio's handles, running a Python callback) ← `core` (`LoopCore`) and
-//! `sock` (the `sock_*` methods' native coroutines, which `LoopCore` returns and which watch
-//! fds through it).
+//! `sock` (the `sock_*` methods' native coroutines). Those two name each other: the `sock_*`
+//! methods must sit in `LoopCore`'s one `#[pymethods]` block (PyO3 without its
+//! `multiple-pymethods` feature, which needs a dependency of its own), and their coroutines
+//! watch fds through `LoopCore`.
 
 mod core;
 mod gil;

@@ -79,6 +79,9 @@ pub(crate) enum Op {
         started: bool,
     },
     Accept,
+    /// Stands in while the operation is out of its `SockCall` for a try: the socket's Python
+    /// methods run with no borrow of the call held (a re-entrant `close()` must work).
+    Running,
 }
 
 impl Op {
@@ -93,6 +96,7 @@ impl Op {
             Op::SendTo { .. } => "sock_sendto",
             Op::Connect { .. } => "sock_connect",
             Op::Accept => "sock_accept",
+            Op::Running => "sock_call",
         }
     }
 
@@ -113,7 +117,7 @@ impl Op {
             Op::SendAll { data, view, .. } => [Some(data), view.as_ref()],
             Op::SendTo { data, address } => [Some(data), Some(address)],
             Op::Connect { address, .. } => [Some(address), None],
-            Op::Accept => [None, None],
+            Op::Accept | Op::Running => [None, None],
         }
     }
 }
@@ -155,6 +159,10 @@ pub(crate) struct SockCall {
     event_loop: Py<LoopCore>,
     sock: Py<PyAny>,
     op: Op,
+    /// The method's name (`Op::name`), kept while `op` is out for a try.
+    name: &'static str,
+    /// The side of the fd it waits on (`Op::side`).
+    side: Side,
     state: State,
 }
 
@@ -286,173 +294,169 @@ impl SockCall {
             SockCall {
                 event_loop: event_loop.clone().unbind(),
                 sock: sock.unbind(),
+                name: op.name(),
+                side: op.side(),
                 op,
                 state: State::Start,
             },
         )
     }
 
-    /// Tries the operation once.
-    fn attempt(&mut self, py: Python<'_>) -> Attempt {
-        let sock = self.sock.bind(py);
-        match &mut self.op {
-            Op::Recv { n } => {
-                let n = n.bind(py);
-                match (is_plain_socket(sock), n.extract::<isize>()) {
-                    (Ok(true), Ok(size)) if size >= 0 => recv_bytes(sock, size as usize).into(),
-                    _ => {
-                        would_block_is_none(py, sock.call_method1(intern!(py, "recv"), (n,))).into()
-                    }
+    /// Tries the operation once, with the operation taken out of the call meanwhile (see
+    /// `Op::Running`). `first`: the try made by the coroutine's first step.
+    fn try_op(slf: &Bound<'_, Self>, sock: &Bound<'_, PyAny>, first: bool) -> Attempt {
+        let mut op = std::mem::replace(&mut slf.borrow_mut().op, Op::Running);
+        let outcome = attempt(sock, &mut op, first);
+        slf.borrow_mut().op = op;
+        outcome
+    }
+}
+
+/// Tries `op` on `sock` once.
+fn attempt(sock: &Bound<'_, PyAny>, op: &mut Op, first: bool) -> Attempt {
+    let py = sock.py();
+    match op {
+        Op::Recv { n } => {
+            let n = n.bind(py);
+            match (is_plain_socket(sock), n.extract::<isize>()) {
+                (Ok(true), Ok(size)) if size >= 0 => recv_bytes(sock, size as usize).into(),
+                _ => would_block_is_none(py, sock.call_method1(intern!(py, "recv"), (n,))).into(),
+            }
+        }
+        Op::RecvInto { buf } => would_block_is_none(
+            py,
+            sock.call_method1(intern!(py, "recv_into"), (buf.bind(py),)),
+        )
+        .into(),
+        Op::RecvFrom { bufsize } => would_block_is_none(
+            py,
+            sock.call_method1(intern!(py, "recvfrom"), (bufsize.bind(py),)),
+        )
+        .into(),
+        Op::RecvFromInto { buf, nbytes } => {
+            let buf = buf.bind(py);
+            // asyncio: `if not nbytes: nbytes = len(buf)`.
+            let nbytes = match nbytes.bind(py).is_truthy() {
+                Ok(true) => Ok(nbytes.bind(py).clone()),
+                Ok(false) => buf
+                    .len()
+                    .and_then(|len| Ok(len.into_pyobject(py)?.into_any())),
+                Err(err) => Err(err),
+            };
+            match nbytes {
+                Ok(nbytes) => would_block_is_none(
+                    py,
+                    sock.call_method1(intern!(py, "recvfrom_into"), (buf, nbytes)),
+                )
+                .into(),
+                Err(err) => Attempt::Failed(err),
+            }
+        }
+        Op::SendAll { data, view, sent } => match send_some(sock, data.bind(py), view, *sent) {
+            Ok((n, total)) => {
+                *sent += n;
+                if *sent >= total {
+                    Attempt::Done(py.None())
+                } else {
+                    Attempt::WouldBlock
                 }
             }
-            Op::RecvInto { buf } => would_block_is_none(
-                py,
-                sock.call_method1(intern!(py, "recv_into"), (buf.bind(py),)),
-            )
-            .into(),
-            Op::RecvFrom { bufsize } => would_block_is_none(
-                py,
-                sock.call_method1(intern!(py, "recvfrom"), (bufsize.bind(py),)),
-            )
-            .into(),
-            Op::RecvFromInto { buf, nbytes } => {
-                let buf = buf.bind(py);
-                // asyncio: `if not nbytes: nbytes = len(buf)`.
-                let nbytes = match nbytes.bind(py).is_truthy() {
-                    Ok(true) => Ok(nbytes.bind(py).clone()),
-                    Ok(false) => buf
-                        .len()
-                        .and_then(|len| Ok(len.into_pyobject(py)?.into_any())),
-                    Err(err) => Err(err),
-                };
-                match nbytes {
-                    Ok(nbytes) => would_block_is_none(
-                        py,
-                        sock.call_method1(intern!(py, "recvfrom_into"), (buf, nbytes)),
-                    )
-                    .into(),
+            Err(err) => Attempt::Failed(err),
+        },
+        Op::SendTo { data, address } => {
+            let outcome = if first {
+                sock.call_method1(intern!(py, "sendto"), (data.bind(py), address.bind(py)))
+            } else {
+                sock.call_method1(intern!(py, "sendto"), (data.bind(py), 0, address.bind(py)))
+            };
+            would_block_is_none(py, outcome).into()
+        }
+        Op::Connect { address, started } => {
+            let address = address.bind(py);
+            if !*started {
+                match sock.call_method1(intern!(py, "connect"), (address,)) {
+                    Ok(_) => Attempt::Done(py.None()),
+                    Err(err) if would_block(py, &err) => {
+                        *started = true;
+                        Attempt::WouldBlock
+                    }
+                    Err(err) => Attempt::Failed(err),
+                }
+            } else {
+                connect_outcome(sock, address).into()
+            }
+        }
+        Op::Accept => match sock.call_method0(intern!(py, "accept")) {
+            Ok(pair) => {
+                let accepted = pair
+                    .get_item(0)
+                    .and_then(|conn| conn.call_method1(intern!(py, "setblocking"), (false,)));
+                match accepted {
+                    Ok(_) => Attempt::Done(pair.unbind()),
                     Err(err) => Attempt::Failed(err),
                 }
             }
-            Op::SendAll { data, view, sent } => match send_some(sock, data.bind(py), view, *sent) {
-                Ok((n, total)) => {
-                    *sent += n;
-                    if *sent >= total {
-                        Attempt::Done(py.None())
-                    } else {
-                        Attempt::WouldBlock
-                    }
-                }
-                Err(err) => Attempt::Failed(err),
-            },
-            Op::SendTo { data, address } => {
-                let outcome = if matches!(self.state, State::Start) {
-                    sock.call_method1(intern!(py, "sendto"), (data.bind(py), address.bind(py)))
-                } else {
-                    sock.call_method1(intern!(py, "sendto"), (data.bind(py), 0, address.bind(py)))
-                };
-                would_block_is_none(py, outcome).into()
-            }
-            Op::Connect { address, started } => {
-                let address = address.bind(py);
-                if !*started {
-                    match sock.call_method1(intern!(py, "connect"), (address,)) {
-                        Ok(_) => Attempt::Done(py.None()),
-                        Err(err) if would_block(py, &err) => {
-                            *started = true;
-                            Attempt::WouldBlock
-                        }
-                        Err(err) => Attempt::Failed(err),
-                    }
-                } else {
-                    connect_outcome(sock, address).into()
-                }
-            }
-            Op::Accept => match sock.call_method0(intern!(py, "accept")) {
-                Ok(pair) => {
-                    let accepted = pair
-                        .get_item(0)
-                        .and_then(|conn| conn.call_method1(intern!(py, "setblocking"), (false,)));
-                    match accepted {
-                        Ok(_) => Attempt::Done(pair.unbind()),
-                        Err(err) => Attempt::Failed(err),
-                    }
-                }
-                Err(err) if would_block(py, &err) => Attempt::WouldBlock,
-                Err(err) => Attempt::Failed(err),
-            },
-        }
+            Err(err) if would_block(py, &err) => Attempt::WouldBlock,
+            Err(err) => Attempt::Failed(err),
+        },
+        Op::Running => Attempt::Failed(PyRuntimeError::new_err(
+            "a sock_* call was re-entered while it was trying its operation",
+        )),
     }
+}
 
+impl SockCall {
     /// Removes this call's watch if it is still its fd's, and cancels its future.
     fn stop_waiting(&mut self, py: Python<'_>) -> PyResult<()> {
         if let State::Waiting { fut, handle, fd } = std::mem::replace(&mut self.state, State::Done)
         {
-            LoopCore::unwatch_handle(self.event_loop.bind(py), self.op.side(), fd, &handle)?;
+            LoopCore::unwatch_handle(self.event_loop.bind(py), self.side, fd, &handle)?;
             fut.bind(py).call_method0(intern!(py, "cancel"))?;
         }
         Ok(())
     }
 
     /// One step of the coroutine: `Ok(future)` to wait for, or `Err(StopIteration(result))`.
+    /// No borrow of the call is held while Python code runs.
     fn step(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let mut this = slf.borrow_mut();
-        match &this.state {
+        let state = std::mem::replace(&mut slf.borrow_mut().state, State::Done);
+        let (event_loop, sock, side) = {
+            let this = slf.borrow();
+            (
+                this.event_loop.clone_ref(py).into_bound(py),
+                this.sock.clone_ref(py).into_bound(py),
+                this.side,
+            )
+        };
+        match state {
             State::Done => Err(PyRuntimeError::new_err(
                 "cannot reuse already awaited coroutine",
             )),
             State::Waiting { fut, handle, fd } => {
-                let fut = fut.clone_ref(py).into_bound(py);
+                let fut = fut.into_bound(py);
                 if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                    let fut = fut.unbind();
+                    slf.borrow_mut().state = State::Waiting { fut, handle, fd };
                     return Err(PyRuntimeError::new_err("await wasn't used with future"));
                 }
-                let (handle, fd) = (handle.clone_ref(py), *fd);
-                this.state = State::Done;
-                let side = this.op.side();
-                let event_loop = this.event_loop.clone_ref(py);
-                drop(this);
-                LoopCore::unwatch_handle(event_loop.bind(py), side, fd, &handle)?;
+                LoopCore::unwatch_handle(&event_loop, side, fd, &handle)?;
                 let result = fut.call_method0(intern!(py, "result"))?;
                 Err(PyStopIteration::new_err((result.unbind(),)))
             }
             State::Start => {
-                let sock = this.sock.clone_ref(py).into_bound(py);
-                let event_loop = this.event_loop.clone_ref(py).into_bound(py);
-                let checked = check_ssl_socket(&sock).and_then(|()| {
-                    // asyncio reads `self._debug`, which PYTHONASYNCIODEBUG sets without
-                    // `set_debug()`.
-                    if event_loop.getattr(intern!(py, "_debug"))?.is_truthy()?
-                        && !sock.call_method0(intern!(py, "gettimeout"))?.eq(0)?
-                    {
-                        return Err(PyValueError::new_err("the socket must be non-blocking"));
-                    }
-                    Ok(())
-                });
-                if let Err(err) = checked {
-                    this.state = State::Done;
-                    return Err(err);
+                check_ssl_socket(&sock)?;
+                // asyncio reads `self._debug`, which PYTHONASYNCIODEBUG sets without
+                // `set_debug()`.
+                if event_loop.getattr(intern!(py, "_debug"))?.is_truthy()?
+                    && !sock.call_method0(intern!(py, "gettimeout"))?.eq(0)?
+                {
+                    return Err(PyValueError::new_err("the socket must be non-blocking"));
                 }
-                match this.attempt(py) {
-                    Attempt::Done(value) => {
-                        this.state = State::Done;
-                        Err(PyStopIteration::new_err((value,)))
-                    }
-                    Attempt::Failed(err) => {
-                        this.state = State::Done;
-                        Err(err)
-                    }
-                    Attempt::WouldBlock => {
-                        let side = this.op.side();
-                        drop(this);
-                        match Self::wait(slf, &event_loop, &sock, side) {
-                            Ok(fut) => Ok(fut),
-                            Err(err) => {
-                                slf.borrow_mut().state = State::Done;
-                                Err(err)
-                            }
-                        }
-                    }
+                match Self::try_op(slf, &sock, true) {
+                    Attempt::Done(value) => Err(PyStopIteration::new_err((value,))),
+                    Attempt::Failed(err) => Err(err),
+                    Attempt::WouldBlock => Self::wait(slf, &event_loop, &sock, side),
                 }
             }
         }
@@ -644,18 +648,24 @@ impl SockCall {
     /// the watch and completes the future.
     fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let mut this = slf.borrow_mut();
-        let State::Waiting { fut, handle, fd } = &this.state else {
-            return Ok(());
+        let (fut, handle, fd, sock, event_loop, side) = {
+            let this = slf.borrow();
+            let State::Waiting { fut, handle, fd } = &this.state else {
+                return Ok(());
+            };
+            (
+                fut.clone_ref(py).into_bound(py),
+                handle.clone_ref(py),
+                *fd,
+                this.sock.clone_ref(py).into_bound(py),
+                this.event_loop.clone_ref(py),
+                this.side,
+            )
         };
-        let (fut, handle, fd) = (fut.clone_ref(py).into_bound(py), handle.clone_ref(py), *fd);
         if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
             return Ok(());
         }
-        let outcome = this.attempt(py);
-        let side = this.op.side();
-        let event_loop = this.event_loop.clone_ref(py);
-        drop(this);
+        let outcome = Self::try_op(slf, &sock, false);
         match outcome {
             Attempt::WouldBlock => Ok(()),
             Attempt::Done(value) => {
@@ -680,12 +690,12 @@ impl SockCall {
     /// The method's name, as a coroutine's (`repr` of the task running it).
     #[getter]
     fn __name__(&self) -> &'static str {
-        self.op.name()
+        self.name
     }
 
     #[getter]
     fn __qualname__(&self) -> String {
-        format!("Loop.{}", self.op.name())
+        format!("Loop.{}", self.name)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
