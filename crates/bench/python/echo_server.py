@@ -1,9 +1,11 @@
 """The echo server of the echo benchmarks, run by evloop-bench on asyncio, uvloop or evloop_py (evloop as CPython's loop).
 
-usage: echo_server.py --loop asyncio|uvloop|evloop_py [--host 127.0.0.1] [--port 0]
+usage: echo_server.py --loop asyncio|uvloop|evloop_py[_sock] [--host 127.0.0.1] [--port 0]
 
 A Protocol-based echo server, the shape asyncio's and uvloop's own echo benchmarks use: every
-`data_received` writes the data straight back. It raises RLIMIT_NOFILE to its hard limit, sets
+`data_received` writes the data straight back. With a `_sock` loop name (`asyncio_sock`, ...),
+the same loop serves asyncio's low-level shape instead (uvloop's `echoserver.py`): `sock_accept`
+in a loop, and a task per connection doing `sock_recv(65536)` then `sock_sendall`. It raises RLIMIT_NOFILE to its hard limit, sets
 TCP_NODELAY on every connection (asyncio does so already; it is repeated here so that every
 subject is alike), prints the port it listens on as one stdout line, and serves until it is
 killed or its stdin closes, so that it never outlives the benchmark that started it.
@@ -30,6 +32,29 @@ class Echo(asyncio.Protocol):
         self.transport.write(data)
 
 
+async def serve_sock(loop, listener):
+    """The `_sock` shape: accepts forever, a task per connection."""
+    tasks = set()
+    while True:
+        conn, _ = await loop.sock_accept(listener)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task = loop.create_task(echo_sock(loop, conn))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def echo_sock(loop, conn):
+    with conn:
+        try:
+            while True:
+                data = await loop.sock_recv(conn, 65536)
+                if not data:
+                    return
+                await loop.sock_sendall(conn, data)
+        except OSError:
+            return
+
+
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
@@ -38,11 +63,15 @@ def raise_nofile():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--loop", choices=["asyncio", "uvloop", "evloop_py"], default="asyncio")
+    loops = ["asyncio", "uvloop", "evloop_py"]
+    parser.add_argument("--loop", choices=loops + [f"{name}_sock" for name in loops],
+                        default="asyncio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     raise_nofile()
+    sock_shape = args.loop.endswith("_sock")
+    args.loop = args.loop.removesuffix("_sock")
     if args.loop == "uvloop":
         import uvloop
 
@@ -54,10 +83,16 @@ def main():
     else:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    server = loop.run_until_complete(
-        loop.create_server(Echo, args.host, args.port, backlog=BACKLOG)
-    )
-    port = server.sockets[0].getsockname()[1]
+    if sock_shape:
+        listener = socket.create_server((args.host, args.port), backlog=BACKLOG)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        serving = loop.create_task(serve_sock(loop, listener))
+    else:
+        server = loop.run_until_complete(
+            loop.create_server(Echo, args.host, args.port, backlog=BACKLOG)
+        )
+        port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
 
     stdin = sys.stdin.fileno()

@@ -227,10 +227,15 @@ pub(crate) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// The Python peers' servers that can run, skipping (with the reason) those that cannot. Not
-/// in smoke mode, as for every Python peer.
+/// in smoke mode, as for every Python peer. Each peer serves twice: the Protocol echo under its
+/// own name, and asyncio's `sock_*` echo as `<peer>_sock` (`echo_server.py`).
 pub(crate) fn python_launches(ctx: &mut Ctx, group: &str) -> Vec<Launch> {
     let mut launches = Vec::new();
-    for subject in ["asyncio", "uvloop", "evloop_py"] {
+    for (subject, sock_subject) in [
+        ("asyncio", "asyncio_sock"),
+        ("uvloop", "uvloop_sock"),
+        ("evloop_py", "evloop_py_sock"),
+    ] {
         if ctx.smoke {
             ctx.skip(group, subject, "python peers are not run in smoke mode");
             continue;
@@ -246,7 +251,16 @@ pub(crate) fn python_launches(ctx: &mut Ctx, group: &str) -> Vec<Launch> {
             _ => python3_on_path(),
         };
         match python {
-            Some(python) => launches.push(Launch::Python { subject, python }),
+            Some(python) => {
+                launches.push(Launch::Python {
+                    subject,
+                    python: python.clone(),
+                });
+                launches.push(Launch::Python {
+                    subject: sock_subject,
+                    python,
+                });
+            }
             None => ctx.skip(group, subject, "no interpreter found for the echo server"),
         }
     }
@@ -302,6 +316,28 @@ mod tests {
         // 30 ms of spinning; a shared machine may give us less than a core, so only a lower
         // bound well under it.
         assert!(after > before, "{before} -> {after}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_python_sock_echo_shape_echoes_every_byte() -> Result<(), String> {
+        use std::io::{Read, Write};
+        let python = python3_on_path().ok_or("no python3 on PATH")?;
+        let server = ServerProc::start(&Launch::Python {
+            subject: "asyncio_sock",
+            python,
+        })?;
+        let mut conn = std::net::TcpStream::connect(server.addr).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        for size in [1, 1024, 100_000] {
+            let sent: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            conn.write_all(&sent).map_err(|e| e.to_string())?;
+            let mut got = vec![0; size];
+            conn.read_exact(&mut got)
+                .map_err(|e| format!("{size} bytes: {e}"))?;
+            assert!(got == sent, "{size} bytes came back changed");
+        }
         Ok(())
     }
 

@@ -30,6 +30,7 @@ use crate::gil::ReleaseGil;
 use crate::handle::{Handle, TimerHandle, fire};
 use crate::on_thread::OnThread;
 use crate::running;
+use crate::sock::{self, Op, SockCall};
 
 /// An evloop error as the Python exception asyncio raises in that situation.
 fn to_py(err: Error) -> PyErr {
@@ -87,7 +88,7 @@ type Watches = HashMap<RawFd, [Option<Py<Handle>>; 2]>;
 
 /// Which side of an fd a watch is for.
 #[derive(Clone, Copy)]
-enum Side {
+pub(crate) enum Side {
     Reader = 0,
     Writer = 1,
 }
@@ -150,8 +151,19 @@ impl LoopCore {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<Py<Handle>> {
+        Self::watch_fd(slf, side, fileobj_to_fd(fileobj)?, callback, args)
+    }
+
+    /// Watches `fd` with a new handle of `callback(*args)`, replacing (and cancelling) the
+    /// handle that watched that side of it: asyncio's `_add_reader`/`_add_writer`.
+    pub(crate) fn watch_fd(
+        slf: &Bound<'_, Self>,
+        side: Side,
+        fd: RawFd,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let fd = fileobj_to_fd(fileobj)?;
         let lp = slf.get().lp.get()?;
         if lp.is_closed() {
             return Err(to_py(Error::closed()));
@@ -205,7 +217,32 @@ impl LoopCore {
     }
 
     fn unwatch(slf: &Bound<'_, Self>, side: Side, fileobj: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let fd = fileobj_to_fd(fileobj)?;
+        Self::unwatch_fd(slf, side, fileobj_to_fd(fileobj)?)
+    }
+
+    /// Stops watching `fd` with `handle` if it is still that side's handle (a later watch may
+    /// have replaced it: that one stays). On a closed loop there is nothing left to remove.
+    pub(crate) fn unwatch_handle(
+        slf: &Bound<'_, Self>,
+        side: Side,
+        fd: RawFd,
+        handle: &Py<Handle>,
+    ) -> PyResult<()> {
+        let current = slf
+            .get()
+            .handles
+            .get()?
+            .borrow()
+            .get(&fd)
+            .and_then(|pair| pair[side as usize].as_ref().map(|h| h.is(handle)))
+            == Some(true);
+        if current {
+            Self::unwatch_fd(slf, side, fd)?;
+        }
+        Ok(())
+    }
+
+    fn unwatch_fd(slf: &Bound<'_, Self>, side: Side, fd: RawFd) -> PyResult<bool> {
         let core = slf.get();
         let lp = core.lp.get()?;
         let old = {
@@ -565,6 +602,117 @@ impl LoopCore {
 
     fn _remove_writer(slf: &Bound<'_, Self>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
         Self::unwatch(slf, Side::Writer, &fd)
+    }
+
+    // ----- asyncio's sock_* methods (crate::sock): each returns a native coroutine ----------
+
+    /// asyncio's `sock_recv(sock, n)`: up to `n` bytes received.
+    fn sock_recv(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        n: Bound<'_, PyAny>,
+    ) -> PyResult<Py<SockCall>> {
+        SockCall::start(slf, sock, Op::Recv { n: n.unbind() })
+    }
+
+    /// asyncio's `sock_recv_into(sock, buf)`: the number of bytes received into `buf`.
+    fn sock_recv_into(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        buf: Bound<'_, PyAny>,
+    ) -> PyResult<Py<SockCall>> {
+        SockCall::start(slf, sock, Op::RecvInto { buf: buf.unbind() })
+    }
+
+    /// asyncio's `sock_recvfrom(sock, bufsize)`: a datagram and its sender's address.
+    fn sock_recvfrom(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        bufsize: Bound<'_, PyAny>,
+    ) -> PyResult<Py<SockCall>> {
+        let bufsize = bufsize.unbind();
+        SockCall::start(slf, sock, Op::RecvFrom { bufsize })
+    }
+
+    /// asyncio's `sock_recvfrom_into(sock, buf, nbytes=0)`: (bytes received, address).
+    #[pyo3(signature = (sock, buf, nbytes = None))]
+    fn sock_recvfrom_into(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        buf: Bound<'_, PyAny>,
+        nbytes: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<SockCall>> {
+        let py = slf.py();
+        let nbytes = match nbytes {
+            Some(nbytes) => nbytes.unbind(),
+            None => 0i64.into_pyobject(py)?.into_any().unbind(),
+        };
+        let buf = buf.unbind();
+        SockCall::start(slf, sock, Op::RecvFromInto { buf, nbytes })
+    }
+
+    /// asyncio's `sock_sendall(sock, data)`: sends all of `data`.
+    fn sock_sendall(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        data: Bound<'_, PyAny>,
+    ) -> PyResult<Py<SockCall>> {
+        let data = data.unbind();
+        SockCall::start(
+            slf,
+            sock,
+            Op::SendAll {
+                data,
+                view: None,
+                sent: 0,
+            },
+        )
+    }
+
+    /// asyncio's `sock_sendto(sock, data, address)`: the number of bytes sent.
+    fn sock_sendto(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        data: Bound<'_, PyAny>,
+        address: Bound<'_, PyAny>,
+    ) -> PyResult<Py<SockCall>> {
+        let (data, address) = (data.unbind(), address.unbind());
+        SockCall::start(slf, sock, Op::SendTo { data, address })
+    }
+
+    /// asyncio's `sock_connect(sock, address)`. An address to resolve first (not an IP
+    /// literal) gets asyncio's own coroutine, which awaits `getaddrinfo`.
+    fn sock_connect(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        address: Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        match sock::resolved_address(&sock, &address) {
+            Some(address) => {
+                let address = address.unbind();
+                let call = SockCall::start(
+                    slf,
+                    sock,
+                    Op::Connect {
+                        address,
+                        started: false,
+                    },
+                )?;
+                Ok(call.into_any())
+            }
+            None => Ok(py
+                .import("asyncio.selector_events")?
+                .getattr("BaseSelectorEventLoop")?
+                .getattr("sock_connect")?
+                .call1((slf, sock, address))?
+                .unbind()),
+        }
+    }
+
+    /// asyncio's `sock_accept(sock)`: `(conn, address)`, `conn` non-blocking.
+    fn sock_accept(slf: &Bound<'_, Self>, sock: Bound<'_, PyAny>) -> PyResult<Py<SockCall>> {
+        SockCall::start(slf, sock, Op::Accept)
     }
 }
 

@@ -304,6 +304,216 @@ class FdTests(LoopTestCase):
             self.assertEqual(os.path.exists(path), sys.version_info < (3, 13))
 
 
+class SockTests(LoopTestCase):
+    """The native sock_* methods (src/sock.rs)."""
+
+    def pair(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        a.setblocking(False)
+        b.setblocking(False)
+        return a, b
+
+    # CPython: asyncio/base_events.py (coroutines.iscoroutine in ensure_future/create_task): a
+    # native sock_* call is a coroutine asyncio accepts, for a task as for run_until_complete.
+    def test_sock_calls_are_native_coroutines_tasks_accept(self):
+        a, b = self.pair()
+        call = self.loop.sock_recv(a, 10)
+        self.assertEqual(type(call).__module__, "evloop._core")
+        self.assertTrue(asyncio.iscoroutine(call))
+
+        async def main():
+            task = asyncio.create_task(call)
+            await asyncio.sleep(0)
+            self.assertFalse(task.done())
+            await self.loop.sock_sendall(b, b"ping")
+            return await task
+
+        self.assertEqual(self.loop.run_until_complete(main()), b"ping")
+        # A call never awaited does no I/O: the byte stays for the next reader.
+        b.send(b"!")
+        self.loop.sock_recv(a, 1).close()
+        self.assertEqual(self.loop.run_until_complete(self.loop.sock_recv(a, 1)), b"!")
+
+    # CPython: test_sock_lowlevel.py::test_huge_content: sock_sendall keeps sending what a
+    # partial send left, in order, while the peer reads.
+    def test_sendall_of_more_than_the_buffers_hold_arrives_whole(self):
+        a, b = self.pair()
+        data = bytes(range(256)) * 16 * 1024  # 4 MiB
+        view = bytearray(data)
+
+        async def main():
+            sender = asyncio.create_task(self.loop.sock_sendall(b, data))
+            sender2 = None
+            got = bytearray()
+            while len(got) < 2 * len(data):
+                chunk = await self.loop.sock_recv(a, 1 << 16)
+                self.assertTrue(chunk)
+                got += chunk
+                if sender2 is None and sender.done():
+                    # A bytearray goes through the socket's own send and a memoryview.
+                    sender2 = asyncio.create_task(self.loop.sock_sendall(b, view))
+            await sender
+            await sender2
+            return bytes(got)
+
+        got = self.loop.run_until_complete(asyncio.wait_for(main(), 60))
+        self.assertEqual(got, data + data)
+
+    # CPython: test_sock_lowlevel.py::test_cancel_sock_accept and asyncio/selector_events.py::
+    # _sock_read_done: cancelling a waiting call removes its watch; a watch that replaced it
+    # stays.
+    def test_cancelled_call_removes_its_watch_but_not_one_that_replaced_it(self):
+        a, b = self.pair()
+
+        async def main():
+            task = asyncio.create_task(self.loop.sock_recv(a, 10))
+            await asyncio.sleep(0)
+            self.assertEqual(self.loop._selector.get_key(a).events, 1)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            with self.assertRaises(KeyError):
+                self.loop._selector.get_key(a)
+
+            task = asyncio.create_task(self.loop.sock_recv(a, 10))
+            await asyncio.sleep(0)
+            seen = asyncio.Event()
+            self.loop.add_reader(a, seen.set)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            b.send(b"x")
+            await asyncio.wait_for(seen.wait(), 10)
+            self.assertTrue(self.loop.remove_reader(a))
+
+        self.loop.run_until_complete(main())
+
+    # CPython: test_unix_events.py::TestFunctional::test_add_reader_or_writer_transport_fd
+    # (asyncio/selector_events.py::_ensure_fd_no_transport): a call that would wait on an fd a
+    # live transport uses is refused.
+    def test_a_call_on_a_transports_fd_is_refused_while_it_lives(self):
+        a, b = self.pair()
+
+        async def main():
+            transport, _ = await self.loop.create_connection(asyncio.Protocol, sock=a)
+            with self.assertRaisesRegex(RuntimeError, "is used by transport"):
+                await asyncio.wait_for(self.loop.sock_recv(a, 1), 10)
+            with self.assertRaisesRegex(RuntimeError, "is used by transport"):
+                await asyncio.wait_for(self.loop.sock_recv_into(a, bytearray(1)), 10)
+            transport.abort()
+
+        self.loop.run_until_complete(main())
+
+    # CPython: test_sock_lowlevel.py::test_sock_accept, test_sock_client_fail
+    def test_accept_connect_and_a_refused_connect(self):
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        client = socket.socket()
+        self.addCleanup(client.close)
+        client.setblocking(False)
+
+        async def main():
+            accepting = asyncio.create_task(self.loop.sock_accept(listener))
+            await self.loop.sock_connect(client, listener.getsockname())
+            conn, address = await accepting
+            with conn:
+                self.assertEqual(conn.gettimeout(), 0)
+                self.assertEqual(address, client.getsockname())
+                await self.loop.sock_sendall(client, b"hi")
+                self.assertEqual(await self.loop.sock_recv(conn, 10), b"hi")
+
+            # "localhost" is resolved first (asyncio's _ensure_resolved), then refused.
+            closed = socket.socket()
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+            closed.close()
+            for host in ("127.0.0.1", "localhost"):
+                refused = socket.socket()
+                refused.setblocking(False)
+                with refused, self.assertRaises(ConnectionRefusedError) as caught:
+                    await self.loop.sock_connect(refused, (host, port))
+                self.assertIn("Connect call failed", str(caught.exception))
+
+        self.loop.run_until_complete(main())
+
+    # CPython: test_sock_lowlevel.py::test_recvfrom, test_recvfrom_into, test_sock_recv_into
+    def test_datagrams_and_receiving_into_a_buffer(self):
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for s in (server, client):
+            self.addCleanup(s.close)
+            s.setblocking(False)
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        a, b = self.pair()
+
+        async def main():
+            receiving = asyncio.create_task(self.loop.sock_recvfrom(server, 100))
+            await asyncio.sleep(0)
+            self.assertEqual(await self.loop.sock_sendto(client, b"one", server.getsockname()), 3)
+            data, sender = await receiving
+            self.assertEqual((data, sender), (b"one", client.getsockname()))
+            buf = bytearray(10)
+            receiving = asyncio.create_task(self.loop.sock_recvfrom_into(server, buf))
+            await asyncio.sleep(0)
+            await self.loop.sock_sendto(client, b"two", server.getsockname())
+            self.assertEqual(await receiving, (3, client.getsockname()))
+            self.assertEqual(buf[:3], b"two")
+            receiving = asyncio.create_task(self.loop.sock_recv_into(a, buf))
+            await asyncio.sleep(0)
+            await self.loop.sock_sendall(b, b"three")
+            self.assertEqual(await receiving, 5)
+            self.assertEqual(buf[:5], b"three")
+
+        self.loop.run_until_complete(main())
+
+    # CPython: test_sock_lowlevel.py::_basetest_sock_client_ops (debug mode refuses a socket
+    # that is not non-blocking) and asyncio/base_events.py::_check_ssl_socket.
+    def test_debug_mode_and_ssl_sockets_are_refused_as_asyncio_does(self):
+        a, b = self.pair()
+        a.setblocking(True)
+        self.loop.set_debug(True)
+        with self.assertRaisesRegex(ValueError, "must be non-blocking"):
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_recv(a, 1), 10))
+        with self.assertRaisesRegex(ValueError, "must be non-blocking"):
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_sendall(a, b"x"), 10))
+        self.loop.set_debug(False)
+        # PYTHONASYNCIODEBUG=1 turns debug mode on when the loop is made, without set_debug().
+        os.environ["PYTHONASYNCIODEBUG"] = "1"
+        try:
+            loop = evloop.new_event_loop()
+        finally:
+            del os.environ["PYTHONASYNCIODEBUG"]
+        self.addCleanup(loop.close)
+        with self.assertRaisesRegex(ValueError, "must be non-blocking"):
+            loop.run_until_complete(asyncio.wait_for(loop.sock_recv(a, 1), 10))
+        try:
+            import ssl
+        except ImportError:
+            return
+        wrapped = ssl.create_default_context().wrap_socket(
+            socket.socket(), server_hostname="x", do_handshake_on_connect=False)
+        with wrapped, self.assertRaisesRegex(TypeError, "SSLSocket"):
+            self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_recv(wrapped, 1), 10))
+
+    # Deliberately not asyncio's (docs/architecture.md, "The Python module"): sock_recv and
+    # sock_sendall of bytes on a plain socket never block the loop, even on a socket with a
+    # timeout, where asyncio's (outside debug mode) would block in recv() until the timeout.
+    def test_recv_on_a_socket_with_a_timeout_waits_on_the_loop(self):
+        a, b = self.pair()
+        a.settimeout(2.0)
+        self.loop.call_later(0.05, b.send, b"late")
+        started = time.monotonic()
+        got = self.loop.run_until_complete(asyncio.wait_for(self.loop.sock_recv(a, 10), 10))
+        self.assertEqual(got, b"late")
+        self.assertLess(time.monotonic() - started, 1.9)
+
+
 class SignalTests(unittest.TestCase):
     # CPython: test_runners.py::RunTests::test_asyncio_run_sigint_cancels_main (3.11's Runner
     # handles SIGINT with signal.signal; the loop must wake and run Python's handler).

@@ -10,10 +10,11 @@ Use it as asyncio's loop::
 ``evloop.Loop`` is ``class Loop(LoopCore, asyncio.BaseEventLoop)``. The native ``LoopCore``
 gives scheduling (``call_soon``, ``call_later``, ``call_at``, ``call_soon_threadsafe``,
 ``time``), the run (``run_forever``, ``stop``, ``is_running``, ``close``), asyncio's
-``Handle``/``TimerHandle``, and fd watching (``add_reader``/``add_writer``/``remove_*``).
+``Handle``/``TimerHandle``, fd watching (``add_reader``/``add_writer``/``remove_*``) and the
+``sock_*`` methods (``sock_recv``, ``sock_sendall``, ``sock_accept``, ...: native coroutines).
 This file adds signal handling (``signal.set_wakeup_fd`` on a self-pipe the loop watches) and
-takes from asyncio's own selector loop the Python code that only needs fd watching: the
-``sock_*`` methods, socket, SSL and datagram transports, servers, Unix sockets and pipes.
+takes from asyncio's own selector loop the Python code that only needs fd watching: socket, SSL
+and datagram transports, servers, Unix sockets and pipes.
 ``asyncio.BaseEventLoop`` gives the rest: futures, tasks, executors, name resolution,
 ``create_connection``/``create_server``, ``shutdown_asyncgens``.
 """
@@ -235,8 +236,8 @@ class Loop(LoopCore, base_events.BaseEventLoop):
         return True
 
 
-# What asyncio's selector loop writes in Python on top of fd watching, taken as it is: the
-# sock_* methods, transports, servers, Unix sockets and pipes. Methods that need the selector
+# What asyncio's selector loop writes in Python on top of fd watching, taken as it is:
+# transports, servers, Unix sockets and pipes. Methods that need the selector
 # itself, the self-pipe or signals, and those using `super()` (bound to their own class), are
 # left out; ours above or LoopCore's stand in for them.
 _NOT_TAKEN = {
@@ -246,6 +247,9 @@ _NOT_TAKEN = {
     "_add_reader", "_remove_reader", "_add_writer", "_remove_writer",
     "add_reader", "remove_reader", "add_writer", "remove_writer",
     "add_signal_handler", "remove_signal_handler", "_handle_signal",
+    # Native in LoopCore (src/sock.rs).
+    "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
+    "sock_sendall", "sock_sendto", "sock_connect", "sock_accept",
 }
 
 
