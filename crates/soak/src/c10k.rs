@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::process::ExitStatus;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -89,26 +90,7 @@ fn server_side(scale: &Scale, line: &mut Line) -> Result<(), String> {
     if timed_out.get() {
         line.fail("the clients did not finish within 90 s");
     }
-    let report: Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            format!(
-                "the clients printed no result ({}): {}",
-                sys::describe(status, Duration::from_secs(90)),
-                sys::tail(&err, 3)
-            )
-        })?;
-    let field = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
-    let (connected, verified) = (field("connected"), field("verified"));
-    line.lost = field("bad_bytes") + field("missing_bytes") + field("failed");
-    line.check(connected == n as u64, || {
-        format!("{connected} of {n} clients connected")
-    });
-    line.check(verified == n as u64, || {
-        format!("{verified} of {n} echoes verified")
-    });
+    let report = judge_clients(line, n, status, &out, &err)?;
     line.check(stats.peak.get() == n, || {
         format!(
             "the server held {} connections at once, not {n}",
@@ -146,6 +128,39 @@ fn server_side(scale: &Scale, line: &mut Line) -> Result<(), String> {
         report
     ));
     Ok(())
+}
+
+/// Reads the client process's JSON report (its last JSON line) and checks that all `n` clients
+/// connected and had their echo verified; bytes that came back wrong or never, and failed
+/// clients, count as lost. Returns the report. Shared with the multi-loop line (`c10k_multi`).
+pub(crate) fn judge_clients(
+    line: &mut Line,
+    n: usize,
+    status: Option<ExitStatus>,
+    out: &str,
+    err: &str,
+) -> Result<Value, String> {
+    let report: Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            format!(
+                "the clients printed no result ({}): {}",
+                sys::describe(status, Duration::from_secs(90)),
+                sys::tail(err, 3)
+            )
+        })?;
+    let field = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
+    let (connected, verified) = (field("connected"), field("verified"));
+    line.lost = field("bad_bytes") + field("missing_bytes") + field("failed");
+    line.check(connected == n as u64, || {
+        format!("{connected} of {n} clients connected")
+    });
+    line.check(verified == n as u64, || {
+        format!("{verified} of {n} echoes verified")
+    });
+    Ok(report)
 }
 
 /// Every 20 ms: notes the server's heap once all `n` are open, and stops the loop when the

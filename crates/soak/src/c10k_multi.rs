@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use evloop::prelude::*;
 use evloop::{LoopGroup, LoopGroupOptions, Protocol, ServerOptions, Transport};
-use serde_json::Value;
 
 use crate::c10k::{SEED, fit};
 use crate::line::Line;
@@ -140,26 +139,7 @@ fn server_side(scale: &Scale, line: &mut Line) -> Result<(), String> {
     if timed_out {
         line.fail("the clients did not finish within 90 s");
     }
-    let report: Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            format!(
-                "the clients printed no result ({}): {}",
-                sys::describe(status, Duration::from_secs(90)),
-                sys::tail(&err, 3)
-            )
-        })?;
-    let field = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
-    let (connected, verified) = (field("connected"), field("verified"));
-    line.lost = field("bad_bytes") + field("missing_bytes") + field("failed");
-    line.check(connected == n as u64, || {
-        format!("{connected} of {n} clients connected")
-    });
-    line.check(verified == n as u64, || {
-        format!("{verified} of {n} echoes verified")
-    });
+    let report = crate::c10k::judge_clients(line, n, status, &out, &err)?;
     let peak = stats.peak.load(Ordering::SeqCst);
     line.check(peak == n, || {
         format!("the loops held {peak} connections at once, not {n}")

@@ -1,9 +1,10 @@
 //! Memory (full run only): the test binaries of timer, sched, task and net under
 //! `valgrind --leak-check=full --error-exitcode=1`: no errors, no definite leaks. `cargo xtask
 //! soak` installs valgrind when it is absent (xtask's provisioning, shared with ci); without it
-//! the line fails and says how to get it. In the TLS test binaries (`tls_*`) only, valgrind's
-//! blind spot in ring's assembly is suppressed by `crates/soak/valgrind/ring.supp`, which says
-//! why.
+//! the line fails and says how to get it. In the binaries that run TLS (`tls_*`,
+//! `sendfile_transport`) only, valgrind's blind spot in ring's assembly is suppressed by
+//! `crates/soak/valgrind/ring.supp`; in every binary, glibc's resolver cache by
+//! `crates/soak/valgrind/glibc.supp`. Each file says why.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,12 +183,17 @@ fn memory(line: &mut Line) -> Result<(), String> {
         );
     }
     let bins = test_binaries(cargo_no_run(), CRATES)?;
-    // valgrind's blind spot in ring's assembly, explained in the file; for the TLS binaries.
-    let suppressions = crate::workspace_root()
+    // valgrind's blind spot in ring's assembly, explained in the file; for the binaries that
+    // run TLS. glibc's resolver cache, explained in its file; for every binary.
+    let valgrind_dir = crate::workspace_root()
         .join("crates")
         .join("soak")
-        .join("valgrind")
-        .join("ring.supp");
+        .join("valgrind");
+    let suppressions = valgrind_dir.join("ring.supp");
+    let glibc = format!(
+        "--suppressions={}",
+        valgrind_dir.join("glibc.supp").display()
+    );
     line.amount = format!("{} test binaries", bins.len());
     let mut clean = 0;
     let started = Instant::now();
@@ -229,12 +235,9 @@ fn memory(line: &mut Line) -> Result<(), String> {
             "--errors-for-leak-kinds=definite",
             "--error-exitcode=1",
             "--quiet",
+            glibc.as_str(),
         ])
-        .args(
-            target
-                .starts_with("tls_")
-                .then(|| format!("--suppressions={}", suppressions.display())),
-        )
+        .args(runs_tls(target).then(|| format!("--suppressions={}", suppressions.display())))
         .args([exe.as_str(), "--test-threads=2"]);
         if let Some(test) = skip_test {
             cmd.args(["--skip", test, "--exact"]);
@@ -257,6 +260,12 @@ fn memory(line: &mut Line) -> Result<(), String> {
         bins.len()
     ));
     Ok(())
+}
+
+/// Whether the test binary `target` runs TLS (rustls on ring): the `tls_*` binaries, and the
+/// sendfile tests, whose TLS transports take the read-and-write fallback.
+fn runs_tls(target: &str) -> bool {
+    target.starts_with("tls_") || target == "sendfile_transport"
 }
 
 #[cfg(test)]
