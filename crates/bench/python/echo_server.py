@@ -61,40 +61,21 @@ def raise_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    loops = ["asyncio", "uvloop", "evloop_py"]
-    parser.add_argument("--loop", choices=loops + [f"{name}_sock" for name in loops],
-                        default="asyncio")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    raise_nofile()
-    sock_shape = args.loop.endswith("_sock")
-    args.loop = args.loop.removesuffix("_sock")
-    if args.loop == "uvloop":
+def new_loop(name):
+    """A new event loop of `name`: asyncio, uvloop or evloop_py (evloop as CPython's loop)."""
+    if name == "uvloop":
         import uvloop
 
-        loop = uvloop.new_event_loop()
-    elif args.loop == "evloop_py":
+        return uvloop.new_event_loop()
+    if name == "evloop_py":
         import evloop
 
-        loop = evloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    if sock_shape:
-        listener = socket.create_server((args.host, args.port), backlog=BACKLOG)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        serving = loop.create_task(serve_sock(loop, listener))
-    else:
-        server = loop.run_until_complete(
-            loop.create_server(Echo, args.host, args.port, backlog=BACKLOG)
-        )
-        port = server.sockets[0].getsockname()[1]
-    print(port, flush=True)
+        return evloop.new_event_loop()
+    return asyncio.new_event_loop()
 
+
+def serve_until_stdin_closes(loop):
+    """Runs `loop` until stdin reaches its end, then exits the process at once."""
     stdin = sys.stdin.fileno()
 
     def on_stdin():
@@ -109,6 +90,32 @@ def main():
     loop.add_reader(stdin, on_stdin)
     loop.run_forever()
     os._exit(0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    loops = ["asyncio", "uvloop", "evloop_py"]
+    parser.add_argument("--loop", choices=loops + [f"{name}_sock" for name in loops],
+                        default="asyncio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    raise_nofile()
+    sock_shape = args.loop.endswith("_sock")
+    loop = new_loop(args.loop.removesuffix("_sock"))
+    asyncio.set_event_loop(loop)
+    if sock_shape:
+        listener = socket.create_server((args.host, args.port), backlog=BACKLOG)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        serving = loop.create_task(serve_sock(loop, listener))
+    else:
+        server = loop.run_until_complete(
+            loop.create_server(Echo, args.host, args.port, backlog=BACKLOG)
+        )
+        port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    serve_until_stdin_closes(loop)
 
 
 if __name__ == "__main__":

@@ -12,24 +12,11 @@ that it never outlives the benchmark that started it.
 """
 import argparse
 import asyncio
-import os
-import socket
 import ssl
-import sys
 
-# The listen backlog every echo server uses (the kernel caps it at net.core.somaxconn).
-BACKLOG = 4096
-
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
+# The Protocol echo, the loops and the stdin watch are echo_server.py's (this script's
+# directory is on sys.path when it runs).
+from echo_server import BACKLOG, Echo, new_loop, serve_until_stdin_closes
 
 
 def server_context(cert, key):
@@ -37,18 +24,6 @@ def server_context(cert, key):
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.load_cert_chain(cert, key)
     return context
-
-
-def new_loop(name):
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    if name == "evloop_py":
-        import evloop
-
-        return evloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 def main():
@@ -67,21 +42,7 @@ def main():
     )
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
-
-    stdin = sys.stdin.fileno()
-
-    def on_stdin():
-        # End of input (or an error) means the benchmark is gone: so is this server.
-        try:
-            data = os.read(stdin, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.stop()
-
-    loop.add_reader(stdin, on_stdin)
-    loop.run_forever()
-    os._exit(0)
+    serve_until_stdin_closes(loop)
 
 
 if __name__ == "__main__":
